@@ -1,0 +1,1 @@
+"""Adversarial attacks on PyTorch models in [0, 1] pixel space (depends on torch only)."""

@@ -1,0 +1,1 @@
+"""Input-transform defenses and adversarial-training objectives (depends on torch and attacks)."""
