@@ -1,0 +1,64 @@
+"""The synthetic ``shapes`` dataset: determinism, balance, masks and the segmentation task."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustcv.data import DataSpec, as_tensors, get_dataset
+from robustcv.data.shapes import IGNORE_INDEX, SHAPE_CLASSES, generate_shapes
+from robustcv.tasks import Task
+
+
+@pytest.fixture(scope="module")
+def small():
+    return generate_shapes(n=200, size=32, seed=0)
+
+
+def test_same_seed_same_tensors_other_seed_different(small):
+    again = generate_shapes(n=200, size=32, seed=0)
+    other = generate_shapes(n=200, size=32, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(small, again))
+    assert not torch.equal(small.images, other.images)
+
+
+def test_classes_are_balanced(small):
+    assert torch.bincount(small.labels).tolist() == [40] * len(SHAPE_CLASSES)
+
+
+def test_masks_label_the_shape_the_image_shows(small):
+    images = small.images.float() / 255
+    for image, mask, label in zip(images, small.masks, small.labels):
+        values = set(mask.unique().tolist())
+        assert values <= {0, int(label) + 1, IGNORE_INDEX}
+        inside, outside = mask == label + 1, mask == 0
+        assert inside.sum() >= 20  # the smallest shape still covers a real area
+        # The shape is a solid colour (plus noise) that stands out from the textured background.
+        fg = image[:, inside]
+        assert fg.std(dim=1).max() < 0.1
+        assert (fg.mean(dim=1) - image[:, outside].mean(dim=1)).abs().max() > 0.15
+    band = (small.masks == IGNORE_INDEX).float().mean()
+    assert 0 < band < 0.1  # only a thin boundary band is ignored
+
+
+def test_classification_splits_and_info():
+    splits = get_dataset(DataSpec(name="shapes", seed=0))
+    info = splits.info
+    assert info.task is Task.CLASSIFICATION and info.classes == SHAPE_CLASSES
+    assert (info.channels, info.image_size, info.hflip_ok, info.ignore_index) == (3, (32, 32), True, None)
+    x, y = as_tensors(splits.train)
+    assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1 and y.ndim == 1
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 3000
+    assert torch.allclose(torch.tensor(info.mean), x.mean(dim=(0, 2, 3)), atol=1e-4)
+
+
+def test_segmentation_returns_masks_with_background_class():
+    splits = get_dataset(DataSpec(name="shapes", seed=0, task="segmentation", image_size=24))
+    info = splits.info
+    assert info.task is Task.SEGMENTATION and info.classes == ("background",) + SHAPE_CLASSES
+    assert info.ignore_index == IGNORE_INDEX and info.image_size == (24, 24)
+    image, mask = splits.test[0]
+    assert image.shape == (3, 24, 24) and mask.shape == (24, 24) and mask.dtype == torch.int64
+    _, masks = as_tensors(splits.val)
+    assert masks.shape[1:] == (24, 24)
+    classification = get_dataset(DataSpec(name="shapes", seed=0, image_size=24))
+    assert torch.equal(as_tensors(classification.test)[0], as_tensors(splits.test)[0])
