@@ -1,0 +1,43 @@
+"""``build_model``: a ``ModelSpec`` and a ``DataInfo`` in, a pixel-space ``RobustModel`` out."""
+from __future__ import annotations
+
+from robustcv.data.base import DataInfo
+from robustcv.errors import UserError
+from robustcv.models.dual import build_dual
+from robustcv.models.registry import DUAL_PREFIX, get_entry
+from robustcv.models.spec import ModelSpec
+from robustcv.models.wrapper import RobustModel
+from robustcv.tasks import Task
+
+
+def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
+    """Build ``Normalize(info.mean, info.std) -> net``, with ``spec.weights`` loaded into the backbone.
+
+    Args:
+        spec: which network, head and weights.
+        info: the dataset's task, classes, channels and normalization statistics.
+
+    Returns:
+        A ``RobustModel`` in train mode taking ``[B, C, H, W]`` images in ``[0, 1]`` and returning
+        logits ``[B, num_classes]``; ``model.net.backbone`` / ``model.net.head`` are exposed.
+
+    Raises:
+        UserError: unknown model, a task the model cannot do, or unusable weights.
+    """
+    kwargs = dict(in_channels=info.channels, num_classes=info.num_classes, hidden=spec.hidden,
+                  dropout=spec.dropout, batch_norm=spec.batch_norm, input_size=spec.input_size)
+    if spec.name.startswith(DUAL_PREFIX):
+        _check_task(spec.name, info.task, (Task.CLASSIFICATION,))
+        net = build_dual(spec.name, **kwargs)
+    else:
+        entry = get_entry(spec.name)
+        _check_task(spec.name, info.task, entry.tasks)
+        net = entry.builder(**kwargs)
+    if spec.weights:
+        net.backbone.load_weights(spec.weights)
+    return RobustModel(net, info.mean, info.std)
+
+
+def _check_task(name: str, task: Task, tasks: tuple[Task, ...]) -> None:
+    if Task(task) not in tasks:
+        raise UserError(f"model '{name}' does {', '.join(t.value for t in tasks)}, not {Task(task).value}")

@@ -1,0 +1,69 @@
+"""Name -> builder registry, in the style of torchvision's ``models/_api.py``.
+
+A builder takes keyword-only arguments ``in_channels, num_classes, hidden, dropout, batch_norm,
+input_size`` and returns a ``ClassifierNet`` (``backbone`` + ``head``); weights are loaded
+afterwards through ``net.backbone.load_weights``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+
+from torch import nn
+
+from robustcv.errors import UserError
+from robustcv.tasks import Task
+
+DUAL_PREFIX = "dual:"
+DUAL_PATTERN = "dual:A+B"
+
+Builder = Callable[..., nn.Module]
+B = TypeVar("B", bound=Builder)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered builder and the tasks its networks can do."""
+
+    name: str
+    builder: Builder
+    tasks: tuple[Task, ...]
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str | None = None, *,
+                   tasks: Iterable[Task] = (Task.CLASSIFICATION,)) -> Callable[[B], B]:
+    """Register a builder under ``name`` (default: the function's name); refuses duplicates.
+
+    Example:
+        >>> @register_model("tiny")
+        ... def tiny(*, in_channels, num_classes, **_): ...
+    """
+
+    def wrapper(fn: B) -> B:
+        key = name if name is not None else fn.__name__
+        if key in _MODELS:
+            raise ValueError(f"An entry is already registered under the name '{key}'.")
+        if key.startswith(DUAL_PREFIX) or "+" in key:
+            raise ValueError(f"'{key}': 'dual:' and '+' are reserved for dual models")
+        _MODELS[key] = ModelEntry(key, fn, tuple(Task(t) for t in tasks))
+        return fn
+
+    return wrapper
+
+
+def list_models(*, patterns: bool = True) -> list[str]:
+    """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` form is appended."""
+    names = sorted(_MODELS)
+    return names + [DUAL_PATTERN] if patterns else names
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; an unknown name is a ``UserError`` listing the known ones."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        known = ", ".join(list_models())
+        raise UserError(f"unknown model '{name}'; known models: {known}") from None
