@@ -1,0 +1,50 @@
+"""The ``robustcv`` command line: thin click commands that parse, validate and call the library."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from robustcv import __version__
+from robustcv.errors import UserError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="robustcv")
+def cli() -> None:
+    """How robust is your vision model? Train it, attack it, defend it, report."""
+
+
+def _register_commands() -> None:
+    from robustcv.cli.attack import attack_command
+    from robustcv.cli.listing import list_command
+    from robustcv.cli.report import report_command
+    from robustcv.cli.train import train_command
+
+    for command in (train_command, attack_command, report_command, list_command):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: user mistakes end with one line on stderr and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="robustcv", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:  # UsageError, BadParameter, ... (exit code 2)
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except UserError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+def run() -> None:  # pragma: no cover - thin wrapper for `python -m robustcv`
+    sys.exit(main())

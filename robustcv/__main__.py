@@ -1,0 +1,3 @@
+from robustcv.cli import run
+
+run()

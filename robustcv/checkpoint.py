@@ -1,0 +1,107 @@
+"""Checkpoints: a directory with ``model.safetensors`` (weights) and ``model.json`` (metadata).
+
+Loading never unpickles: weights come from safetensors, metadata from JSON, and the model is
+rebuilt from its spec. A corrupt or foreign file is refused with a ``UserError``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from robustcv.data.base import DataInfo
+from robustcv.errors import UserError
+
+MODEL_SCHEMA = "robustcv.model/1"
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: dict[str, Any], force: bool = False) -> Path:
+    """Write weights and metadata into ``directory`` atomically (a temp dir renamed into place).
+
+    An existing checkpoint is replaced only with ``force``; otherwise ``UserError``.
+    """
+    directory = Path(directory)
+    if directory.exists() and not force:
+        raise UserError(f"checkpoint {directory} already exists (use --force to replace it)")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(staging / WEIGHTS_FILE))
+        meta = dict(metadata, schema=MODEL_SCHEMA)
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(staging, directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return directory
+
+
+def _swap_into_place(staging: Path, directory: Path) -> None:
+    retired = None
+    if directory.exists():
+        retired = directory.with_name(f".{directory.name}.old")
+        if retired.exists():
+            shutil.rmtree(retired)
+        directory.rename(retired)
+    staging.rename(directory)
+    if retired is not None:
+        shutil.rmtree(retired)
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """Parse and validate ``model.json``; ``UserError`` when absent or not ours."""
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {directory} ({META_FILE} missing)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"corrupt checkpoint metadata {path}: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("schema") != MODEL_SCHEMA:
+        raise UserError(f"{path} is not a robustcv model file (schema {MODEL_SCHEMA} expected)")
+    return meta
+
+
+def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """Load the safetensors weights; anything else (a pickle, garbage) is refused unread."""
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise UserError(f"no weights at {path}")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"corrupt or unsafe weights file {path} (not safetensors): {exc}") from None
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model from ``model.json`` and load ``model.safetensors`` strictly.
+
+    Returns:
+        ``(model, metadata)`` with the model in eval mode on ``device``.
+    """
+    from robustcv.models import ModelSpec, build_model
+
+    meta = read_metadata(directory)
+    state = read_weights(directory)
+    try:
+        info = DataInfo.from_dict(meta["data_info"])
+        spec = dataclasses.replace(ModelSpec.from_dict(meta["model"]), weights=None)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"checkpoint {directory} has incomplete metadata: {exc}") from None
+    model = build_model(spec, info)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"weights in {directory} do not fit the model in its model.json: {first}") from None
+    return model.to(device).eval(), meta

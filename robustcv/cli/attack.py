@@ -1,0 +1,151 @@
+"""``robustcv attack``: attack a model over an eps grid (training it first when absent)."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_options, data_spec_from,
+                                  model_options, model_spec_from, parse_fraction, recipe_from, recipe_options,
+                                  run_options)
+from robustcv.console import console, stdout, table
+from robustcv.device import resolve_device
+from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, default_eps_grid
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_eps_list(text: str) -> list[float]:
+    """``"0,1/255,2/255"`` → floats; ``click.BadParameter`` on a bad entry."""
+    try:
+        return [parse_fraction(part) for part in _split(text)]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--eps") from None
+
+
+@click.command("attack", cls=ConfigCommand)
+@config_option
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+              help="Attack this checkpoint instead of the one the model flags name.")
+@data_options
+@model_options
+@recipe_options
+@run_options
+@click.option("--attack", "attack_names", default="fgsm,pgd", show_default=True,
+              help="Comma-separated: fgsm, pgd, foolbox:<Name>, art:<Name>.")
+@click.option("--eps", "eps_text", default=None, help="Ascending budgets, fractions allowed (default per dataset).")
+@click.option("--headline-eps", type=FRACTION, default=None, help="The eps the summary quotes.")
+@click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--step-size", type=FRACTION, default=None, help="PGD step size (default: 2.5 * eps / steps).")
+@click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--attack-loss", "attack_loss", type=click.Choice(["ce", "margin"]), default="ce", show_default=True)
+@click.option("--targeted", default="none", show_default=True, help="none | random | least-likely | CLASS_INDEX")
+@click.option("--defense", "defense_text", default="none", show_default=True,
+              help="Input-transform defenses, e.g. none,jpeg:75,median:3,bitdepth:4 (see `robustcv list`).")
+@click.option("--eot-samples", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--natural", "natural_text", default=",".join(NATURAL_KINDS), show_default=True,
+              help="Natural-transformation sweeps to run, or 'none'.")
+@click.option("--n", type=click.IntRange(min=1), default=500, show_default=True, help="Test samples to attack.")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=250, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default ./runs/<model>).")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Default ./reports/<run>.")
+@click.option("--report/--no-report", default=True, show_default=True)
+def attack_command(**params: Any) -> None:
+    """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
+    from robustcv.evaluation.stage import prepare_run_dir, run_attack_stage
+
+    device = resolve_device(params["device"])
+    checkpoint, meta = _checkpoint(params, device)
+    config = eval_config(params, meta)
+    out_dir = Path(params["out"] or Path("runs") / Path(checkpoint).name)
+    report_dir = Path(params["report_dir"] or Path("reports") / out_dir.name)
+    if params["report"] and report_dir.exists() and any(report_dir.iterdir()) and not params["force"]:
+        raise click.UsageError(f"report directory {report_dir} already exists (use --force or --report-dir)")
+    prepare_run_dir(out_dir, params["force"])
+    command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results = run_attack_stage(Path(checkpoint), config, out_dir, device=device, command=command,
+                               show_progress=not params["quiet"])
+    print_results(results)
+    stdout.print(f"results: {out_dir / 'results.json'}")
+    if params["report"]:
+        from robustcv.report import render_report
+
+        paths = render_report([out_dir], report_dir, formats=("html", "md"), force=params["force"])
+        stdout.print(f"report: {paths.get('html')}")
+
+
+def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
+    """The checkpoint to attack: ``--checkpoint``, or the model the flags name (trained if absent)."""
+    from robustcv.checkpoint import read_metadata
+    from robustcv.cli.train import print_training_summary
+    from robustcv.training import ensure_trained
+
+    if params["checkpoint"]:
+        return params["checkpoint"], read_metadata(params["checkpoint"])
+    result = ensure_trained(data_spec_from(params), model_spec_from(params), recipe_from(params),
+                            models_dir=params["models_dir"], device=device, force=False,
+                            show_progress=not params["quiet"])
+    if result.trained:
+        print_training_summary(result)
+    return str(result.checkpoint), result.metadata
+
+
+def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
+    """Resolve the evaluation settings, defaulting the eps grid to the dataset's."""
+    from robustcv.data.base import DataInfo
+
+    grid, headline = default_eps_grid(DataInfo.from_dict(meta["data_info"]), params["norm"])
+    eps = parse_eps_list(params["eps_text"]) if params["eps_text"] else grid
+    if eps and eps[0] != 0:
+        eps = [0.0] + eps  # the clean point anchors the curve and the eps-0 sanity check
+    if params["headline_eps"] is not None:
+        headline = params["headline_eps"]
+    elif params["eps_text"]:
+        headline = eps[len(eps) // 2]
+    if headline not in eps:
+        raise click.BadParameter(f"{headline:.4g} is not on the eps grid {eps}", param_hint="--headline-eps")
+    natural = [] if params["natural_text"].strip() == "none" else _split(params["natural_text"])
+    unknown = set(natural) - set(NATURAL_KINDS)
+    if unknown:
+        raise click.BadParameter(f"unknown natural sweep {sorted(unknown)}; choose from {', '.join(NATURAL_KINDS)}",
+                                 param_hint="--natural")
+    defenses = _split(params["defense_text"]) or ["none"]
+    if "none" not in defenses:
+        defenses.insert(0, "none")
+    _check_defenses(defenses)
+    return EvalConfig(attacks=_split(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
+                      steps=params["steps"], step_size=params["step_size"], restarts=params["restarts"],
+                      loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
+                      eot_samples=params["eot_samples"], natural=natural, n=params["n"],
+                      batch_size=params["eval_batch_size"], seed=params["seed"])
+
+
+def _check_defenses(specs: list[str]) -> None:
+    from defenses import parse_defense
+
+    for spec in specs:
+        try:
+            parse_defense(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--defense") from None
+
+
+def print_results(results) -> None:
+    """Robust accuracy per eps: one row per (defense, attack, mode), one column per eps."""
+    grid = results.run["eps_grid"]
+    rows: dict[tuple, dict[float, float]] = {}
+    for r in results.records:
+        if r.metric == "robust_accuracy" and not r.attack.startswith("natural:"):
+            rows.setdefault((r.defense, r.attack, "adaptive" if r.adaptive else "naive"), {})[r.eps] = r.value
+    columns = ["defense", "attack", "mode"] + [f"{e:.4g}" for e in grid]
+    body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
+    stdout.print(table(f"robust accuracy ({results.run['norm']}) — {results.run['name']}", columns, body))
+    failed = [c for c in results.sanity_checks if not c.passed]
+    for check in failed:
+        console.print(f"[bold red]SANITY CHECK FAILED[/] {check.defense}: {check.name} — {check.detail}")

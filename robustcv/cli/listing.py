@@ -1,0 +1,31 @@
+"""``robustcv list``: what robustcv knows (datasets, models, optimizers, augmentation, attacks, defenses)."""
+from __future__ import annotations
+
+import click
+
+from robustcv.console import stdout, table
+from robustcv.training.augment import POLICY_HELP
+from robustcv.training.recipe import ADV_TRAIN, LOSSES, OPTIMIZERS, SCHEDULES
+
+
+@click.command("list")
+def list_command() -> None:
+    """List datasets, models, recipes, attacks and defenses."""
+    from attacks import list_attacks
+    from defenses import list_defenses
+    from robustcv.data import list_datasets
+    from robustcv.models import list_models
+
+    rows = [
+        ("datasets", ", ".join(list_datasets())),
+        ("models", ", ".join(list_models())),
+        ("freeze plans", "full, head, last:N, staged:EPOCH"),
+        ("optimizers", ", ".join(OPTIMIZERS)),
+        ("schedules", ", ".join(SCHEDULES)),
+        ("losses", ", ".join(LOSSES)),
+        ("augmentation", "; ".join(f"{k}: {v}" for k, v in POLICY_HELP.items()) + "; plus --mixup/--cutmix"),
+        ("adversarial training", ", ".join(ADV_TRAIN)),
+        ("attacks", ", ".join(list_attacks())),
+        ("defenses", ", ".join(list_defenses())),
+    ]
+    stdout.print(table("robustcv knows", ("kind", "names"), rows))

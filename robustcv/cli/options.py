@@ -1,0 +1,174 @@
+"""Option sets shared by ``train`` and ``attack``, and their conversion into specs."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from robustcv.data.base import DataSpec
+from robustcv.device import DEVICE_CHOICES
+from robustcv.training.recipe import (ADV_TRAIN, AUGMENT_POLICIES, CLASS_WEIGHTS, LOSSES, MONITORS, OPTIMIZERS,
+                                      SCHEDULES, Recipe)
+
+_RECIPE_DEFAULTS = Recipe()
+
+
+def parse_fraction(text: str) -> float:
+    """``"8/255"`` or ``"0.1"`` → float; ``ValueError`` with a readable message otherwise."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a number or fraction like 8/255") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+class FractionType(click.ParamType):
+    """A click type accepting ``0.03`` or ``8/255``."""
+
+    name = "fraction"
+
+    def convert(self, value: Any, param, ctx) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_fraction(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+FRACTION = FractionType()
+
+
+class ConfigCommand(click.Command):
+    """A command whose ``--config FILE`` (JSON) supplies defaults: defaults < config < flags."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        config_path = _peek_option(args, "--config")
+        if config_path is not None:
+            extra["default_map"] = _read_config(config_path)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def _peek_option(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.BadParameter(f"config file {path} not found", param_hint="--config") from None
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"config file {path} is not valid JSON: {exc}", param_hint="--config") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"config file {path} must hold a JSON object", param_hint="--config")
+    renamed = {"model": "model_name"}
+    return {renamed.get(k, k.replace("-", "_")): v for k, v in data.items()}
+
+
+def config_option(f: Callable) -> Callable:
+    return click.option("--config", type=click.Path(dir_okay=False), default=None, expose_value=False,
+                        is_eager=True, help="JSON file of option defaults (flags still win).")(f)
+
+
+def _stack(*decorators: Callable) -> Callable:
+    def apply(f: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def _choice(values: tuple[str, ...]) -> click.Choice:
+    return click.Choice(list(values), case_sensitive=False)
+
+
+data_options = _stack(
+    click.option("--dataset", default="digits", show_default=True,
+                 help="Dataset name (see `robustcv list`), or imagefolder:PATH."),
+    click.option("--data-root", default="./data", show_default=True, help="Where on-disk datasets live."),
+    click.option("--val-fraction", type=float, default=0.1, show_default=True),
+    click.option("--test-fraction", type=float, default=0.2, show_default=True),
+    click.option("--image-size", type=int, default=None, help="Resize images (imagefolder) to this size."),
+)
+
+model_options = _stack(
+    click.option("--model", "model_name", default="small_cnn", show_default=True, help="Model name (see `robustcv list`)."),
+    click.option("--weights", default=None, help="Pretrained weights: 'imagenet' or a local file."),
+    click.option("--hidden", type=int, default=0, show_default=True, help="Hidden units in the new head (0: none)."),
+    click.option("--dropout", type=float, default=0.0, show_default=True),
+    click.option("--input-size", type=int, default=None, help="Resize inputs to this size inside the model."),
+)
+
+recipe_options = _stack(
+    click.option("--freeze", default=_RECIPE_DEFAULTS.freeze, show_default=True,
+                 help="full | head | last:N | staged:EPOCH"),
+    click.option("--backbone-lr-scale", type=float, default=_RECIPE_DEFAULTS.backbone_lr_scale, show_default=True),
+    click.option("--augment", type=_choice(AUGMENT_POLICIES), default=_RECIPE_DEFAULTS.augment, show_default=True),
+    click.option("--mixup", type=float, default=0.0, show_default=True, help="MixUp alpha (0: off)."),
+    click.option("--cutmix", type=float, default=0.0, show_default=True, help="CutMix alpha (0: off)."),
+    click.option("--optimizer", type=_choice(OPTIMIZERS), default=_RECIPE_DEFAULTS.optimizer, show_default=True),
+    click.option("--lr", type=float, default=_RECIPE_DEFAULTS.lr, show_default=True),
+    click.option("--momentum", type=float, default=_RECIPE_DEFAULTS.momentum, show_default=True),
+    click.option("--nesterov/--no-nesterov", default=False, show_default=True),
+    click.option("--weight-decay", type=float, default=_RECIPE_DEFAULTS.weight_decay, show_default=True),
+    click.option("--schedule", type=_choice(SCHEDULES), default=_RECIPE_DEFAULTS.schedule, show_default=True),
+    click.option("--warmup-epochs", type=int, default=0, show_default=True),
+    click.option("--epochs", type=click.IntRange(min=1), default=_RECIPE_DEFAULTS.epochs, show_default=True),
+    click.option("--batch-size", type=click.IntRange(min=1), default=_RECIPE_DEFAULTS.batch_size, show_default=True),
+    click.option("--loss", type=_choice(LOSSES), default="ce", show_default=True),
+    click.option("--label-smoothing", type=click.FloatRange(0, 1), default=0.0, show_default=True),
+    click.option("--focal-gamma", type=float, default=_RECIPE_DEFAULTS.focal_gamma, show_default=True),
+    click.option("--class-weights", type=_choice(CLASS_WEIGHTS), default="none", show_default=True),
+    click.option("--early-stopping", type=int, default=0, show_default=True, help="Patience in epochs (0: off)."),
+    click.option("--monitor", type=_choice(MONITORS), default="val_accuracy", show_default=True),
+    click.option("--adv-train", type=_choice(ADV_TRAIN), default="none", show_default=True,
+                 help="Training-time defense."),
+    click.option("--train-eps", type=FRACTION, default=0.0, help="Adversarial-training budget, e.g. 0.1 or 8/255."),
+    click.option("--train-steps", type=click.IntRange(min=1), default=_RECIPE_DEFAULTS.train_steps, show_default=True),
+    click.option("--trades-beta", type=float, default=_RECIPE_DEFAULTS.trades_beta, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True),
+)
+
+run_options = _stack(
+    click.option("--device", type=_choice(DEVICE_CHOICES), default="auto", show_default=True),
+    click.option("--models-dir", type=click.Path(file_okay=False), default="./models", show_default=True),
+    click.option("--force", is_flag=True, help="Replace existing outputs."),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
+)
+
+_RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "optimizer", "lr", "momentum",
+                "nesterov", "weight_decay", "schedule", "warmup_epochs", "epochs", "batch_size", "loss",
+                "label_smoothing", "focal_gamma", "class_weights", "early_stopping", "monitor", "adv_train",
+                "train_eps", "train_steps", "trades_beta", "seed")
+
+
+def data_spec_from(params: dict[str, Any]) -> DataSpec:
+    return DataSpec(name=params["dataset"], root=params["data_root"], val_fraction=params["val_fraction"],
+                    test_fraction=params["test_fraction"], seed=params["seed"], image_size=params["image_size"])
+
+
+def model_spec_from(params: dict[str, Any]):
+    from robustcv.models import ModelSpec
+
+    return ModelSpec(name=params["model_name"], weights=params["weights"], hidden=params["hidden"],
+                     dropout=params["dropout"], input_size=params["input_size"])
+
+
+def recipe_from(params: dict[str, Any]) -> Recipe:
+    values = {key: params[key] for key in _RECIPE_KEYS}
+    try:
+        return Recipe(**values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None

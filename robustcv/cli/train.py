@@ -1,0 +1,49 @@
+"""``robustcv train``: train a model (skipped when a checkpoint with the same spec exists)."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from robustcv.cli.options import (ConfigCommand, config_option, data_options, data_spec_from, model_options,
+                                  model_spec_from, recipe_from, recipe_options, run_options)
+from robustcv.console import stdout, table
+from robustcv.device import resolve_device
+
+
+@click.command("train", cls=ConfigCommand)
+@config_option
+@data_options
+@model_options
+@recipe_options
+@run_options
+@click.option("--denoiser-for", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Instead of a classifier, train a denoiser defense for this checkpoint.")
+def train_command(**params: Any) -> None:
+    """Train a model on a dataset; defaults: a small CNN on the embedded digits, offline."""
+    if params["denoiser_for"]:
+        from robustcv.cli.denoise import train_denoiser_command
+
+        train_denoiser_command(params)
+        return
+    from robustcv.training import ensure_trained
+
+    result = ensure_trained(
+        data_spec_from(params), model_spec_from(params), recipe_from(params),
+        models_dir=params["models_dir"], device=resolve_device(params["device"]),
+        force=params["force"], show_progress=not params["quiet"],
+    )
+    print_training_summary(result)
+
+
+def print_training_summary(result) -> None:
+    """The test-metrics table and the checkpoint path."""
+    meta = result.metadata
+    metrics = meta["test_metrics"]
+    verb = "trained" if result.trained else "already trained (same spec hash), nothing to do"
+    rows = [(key, metrics[key]) for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro",
+                                            "f1_micro", "f1_weighted") if key in metrics]
+    rows.append(("best epoch", str(meta.get("best_epoch"))))
+    rows.append(("train seconds", float(meta.get("seconds", 0.0))))
+    stdout.print(table(f"{meta['name']}: test metrics", ("metric", "value"), rows))
+    stdout.print(f"{verb}: {result.checkpoint}")

@@ -1,0 +1,99 @@
+"""Task-aware training losses: cross-entropy with label smoothing, focal loss, class weights.
+
+Targets may be hard labels ``[B]``, soft labels ``[B, K]`` (MixUp/CutMix) or masks ``[B, H, W]``
+(segmentation, with ``ignore_index``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``n_samples / (n_classes * count_c)``, scikit-learn's 'balanced' formula.
+
+    Classes absent from ``labels`` get weight 1; labels outside ``[0, num_classes)`` (an
+    ``ignore_index``) are not counted.
+    """
+    labels = labels.flatten().long()
+    labels = labels[(labels >= 0) & (labels < num_classes)]
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    present = counts > 0
+    weights = torch.ones(num_classes, dtype=torch.float64)
+    weights[present] = labels.numel() / (int(present.sum()) * counts[present])
+    return weights.float()
+
+
+def make_loss(
+    kind: str = "ce",
+    *,
+    num_classes: int,
+    label_smoothing: float = 0.0,
+    focal_gamma: float = 2.0,
+    class_weights: torch.Tensor | None = None,
+    ignore_index: int | None = None,
+) -> LossFn:
+    """Build ``loss(logits, target) -> scalar`` for the chosen kind ("ce" or "focal")."""
+    gamma = focal_gamma if kind == "focal" else 0.0
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return focal_loss(
+            logits, target, gamma=gamma, label_smoothing=label_smoothing,
+            weight=class_weights, ignore_index=ignore_index, num_classes=num_classes,
+        )
+
+    return loss
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 2.0,
+    label_smoothing: float = 0.0,
+    weight: torch.Tensor | None = None,
+    ignore_index: int | None = None,
+    num_classes: int | None = None,
+) -> torch.Tensor:
+    """Focal loss ``-sum_k t_k (1 - p_k)^gamma log p_k`` (Lin et al. 2017), mean over samples.
+
+    At ``gamma = 0`` this is exactly (weighted, label-smoothed) cross-entropy. Per-pixel for
+    segmentation logits ``[B, K, H, W]``; pixels equal to ``ignore_index`` are excluded.
+    """
+    if logits.dim() > 2:  # segmentation: move classes last and flatten pixels
+        k = logits.shape[1]
+        logits = logits.movedim(1, -1).reshape(-1, k)
+        target = target.reshape(-1)
+    num_classes = num_classes or logits.shape[-1]
+    valid = None
+    if target.dim() == 1:
+        if ignore_index is not None:
+            valid = target != ignore_index
+            logits, target = logits[valid], target[valid]
+        target = F.one_hot(target.long(), num_classes).to(logits.dtype)
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / num_classes
+    log_p = F.log_softmax(logits, dim=-1)
+    per_class = -target * log_p
+    if gamma > 0:
+        per_class = per_class * (1 - log_p.exp()).pow(gamma)
+    if weight is not None:
+        per_class = per_class * weight.to(logits.device, logits.dtype)
+        # normalise like F.cross_entropy(weight=...): by the weight of each sample's target.
+        denom = (target * weight.to(logits.device, logits.dtype)).sum()
+        return per_class.sum() / denom.clamp_min(1e-12)
+    if per_class.shape[0] == 0:
+        return logits.sum() * 0.0
+    return per_class.sum(dim=-1).mean()
+
+
+def class_weights_for(kind: str, labels: np.ndarray | torch.Tensor, num_classes: int) -> torch.Tensor | None:
+    """The class-weight tensor for a recipe's ``class_weights`` choice, or None."""
+    if kind == "none":
+        return None
+    return balanced_class_weights(torch.as_tensor(labels), num_classes)

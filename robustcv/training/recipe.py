@@ -1,0 +1,105 @@
+"""Recipe: everything about training as one JSON-serializable, stably hashed dataclass."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+AUGMENT_POLICIES = ("none", "basic", "standard", "strong")
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad")
+SCHEDULES = ("cosine", "step", "plateau", "onecycle", "constant")
+LOSSES = ("ce", "focal")
+CLASS_WEIGHTS = ("none", "balanced")
+ADV_TRAIN = ("none", "fgsm-rs", "pgd-at", "trades")
+MONITORS = ("val_accuracy", "val_loss", "val_robust_accuracy")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained.
+
+    Attributes:
+        augment: augmentation policy (none / basic / standard / strong).
+        mixup: MixUp alpha (0 disables); cutmix: CutMix alpha (0 disables).
+        optimizer, lr, momentum, nesterov, weight_decay: the optimizer.
+        schedule, warmup_epochs, step_size, gamma: the learning-rate schedule.
+        epochs, batch_size: the loop.
+        loss, label_smoothing, focal_gamma, class_weights: the objective.
+        freeze, backbone_lr_scale: transfer-learning plan (see ``FreezePlan``).
+        early_stopping: patience in epochs on ``monitor`` (0 disables); the best epoch is kept.
+        adv_train, train_eps, train_steps, trades_beta: the training-time defense.
+        seed: seeds initialization, shuffling and augmentation.
+    """
+
+    augment: str = "basic"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    step_size: int = 10
+    gamma: float = 0.1
+    epochs: int = 15
+    batch_size: int = 64
+    loss: str = "ce"
+    label_smoothing: float = 0.0
+    focal_gamma: float = 2.0
+    class_weights: str = "none"
+    freeze: str = "full"
+    backbone_lr_scale: float = 0.1
+    early_stopping: int = 0
+    monitor: str = "val_accuracy"
+    adv_train: str = "none"
+    train_eps: float = 0.0
+    train_steps: int = 7
+    trades_beta: float = 6.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("augment", self.augment, AUGMENT_POLICIES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
+        _check_choice("adv_train", self.adv_train, ADV_TRAIN)
+        _check_choice("monitor", self.monitor, MONITORS)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ValueError("mixup and cutmix alphas must be >= 0")
+        if self.adv_train != "none" and self.train_eps <= 0:
+            raise ValueError(f"--adv-train {self.adv_train} needs --train-eps > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown recipe keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    @property
+    def adversarial(self) -> bool:
+        return self.adv_train != "none"
+
+
+def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{field_name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def spec_hash(*parts: dict[str, Any]) -> str:
+    """A stable SHA-256 over canonical JSON of the given spec dicts (key order irrelevant)."""
+    canonical = json.dumps(list(parts), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
