@@ -1,0 +1,79 @@
+"""Running one attack in one threat model over the eps grid, batch by batch."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from robustcv.errors import UserError
+from robustcv.evaluation.config import EvalConfig
+from robustcv.evaluation.outcome import Outcome, OutcomeBuilder
+from robustcv.evaluation.threat import ThreatModel
+from robustcv.training.loop import predict
+
+
+def build_attack(name: str, config: EvalConfig, **overrides):
+    """An attack from its name and the run's settings; unknown names are a ``UserError``."""
+    from attacks import get_attack
+
+    targeted = config.targeted != "none"
+    native = {"norm": config.norm, "loss": config.loss, "targeted": targeted}
+    if name == "pgd":
+        native.update(steps=config.steps, step_size=config.step_size, restarts=config.restarts,
+                      seed=config.seed)
+    if name not in ("fgsm", "pgd"):
+        native = {}
+    native.update(overrides)
+    try:
+        return get_attack(name, **native)
+    except (ValueError, ImportError) as exc:
+        raise UserError(f"attack {name!r}: {exc}") from None
+
+
+def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: EvalConfig,
+                device: torch.device, progress=None, label: str = "") -> Outcome:
+    """Attack every batch at every eps in this threat model; judge with the real defended model."""
+    builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_eps)
+    task = progress.add_task(label, total=len(samples.x), status="") if progress is not None else None
+    for start in range(0, len(samples.x), config.batch_size):
+        batch = slice(start, start + config.batch_size)
+        x, y = samples.x[batch].to(device), samples.y[batch].to(device)
+        target = samples.target[batch].to(device) if samples.target is not None else None
+        x_advs, seconds, calls = _adversarials(attack, threat, x, y, target, config)
+        logits = [predict(threat.judge, x_adv, device) for x_adv in x_advs]
+        builder.add_batch(x.cpu(), y.cpu(), x_advs, logits, None if target is None else target.cpu(), seconds, calls)
+        if task is not None:
+            progress.update(task, advance=len(x), status=f"robust acc so far {_running(builder):.3f}")
+    outcome = builder.build()
+    outcome.extra["mode"] = threat.mode
+    return outcome
+
+
+def _adversarials(attack, threat: ThreatModel, x, y, target, config: EvalConfig):
+    """Per-eps adversarials: a survivors-only sweep, or independent runs for transfer attacks.
+
+    A transfer attack is judged by a different model than the one it fools, so carrying a
+    sample forward once it fools the surrogate would understate it: each eps runs in full.
+    """
+    from attacks import eps_sweep
+
+    if threat.mode != "transfer":
+        result = eps_sweep(attack, threat.attack_model, x, y, eps_grid=config.eps, target=target)
+        return [a.detach() for a in result.x_adv], list(result.seconds), int(result.grad_calls)
+    x_advs, seconds = [], []
+    for eps in config.eps:
+        start = time.perf_counter()
+        x_advs.append(x.clone() if eps == 0 else attack(threat.attack_model, x, y, eps, **_target_kw(target)).detach())
+        seconds.append(time.perf_counter() - start)
+    return x_advs, seconds, 0
+
+
+def _target_kw(target):
+    return {} if target is None else {"target": target}
+
+
+def _running(builder: OutcomeBuilder) -> float:
+    parts = builder.parts["correct"]
+    if not parts:
+        return float("nan")
+    return float(torch.cat([p[-1] for p in parts]).float().mean())

@@ -1,0 +1,67 @@
+"""EvalConfig: what an attack run does, resolved from flags and written beside its results."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from robustcv.data.base import DataInfo
+
+NATURAL_KINDS = ("translate", "rotate", "noise", "blur", "brightness")
+
+# Default eps grids by image scale: digits/MNIST-like (dark backgrounds, 0..0.3 is the usual range)
+# and natural-image data (CIFAR-like, 0..16/255).
+_GRIDS = {
+    ("mnist-like", "linf"): ([0.0, 0.02, 0.05, 0.1, 0.2, 0.3], 0.1),
+    ("mnist-like", "l2"): ([0.0, 0.25, 0.5, 1.0, 1.5, 2.0], 1.0),
+    ("natural", "linf"): ([0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255], 8 / 255),
+    ("natural", "l2"): ([0.0, 0.125, 0.25, 0.5, 1.0, 2.0], 0.5),
+}
+_MNIST_LIKE = ("digits", "mnist", "fashion-mnist")
+SANITY_EPS = {"linf": 1.0, "l2": 100.0}  # large enough to turn any image into any other
+
+
+def default_eps_grid(info: DataInfo, norm: str) -> tuple[list[float], float]:
+    """The default eps grid and headline eps for a dataset and norm."""
+    family = "mnist-like" if info.name in _MNIST_LIKE else "natural"
+    grid, headline = _GRIDS[(family, norm)]
+    return list(grid), headline
+
+
+@dataclass
+class EvalConfig:
+    """Everything the evaluation needs besides the model.
+
+    Attributes:
+        attacks: attack names (``fgsm``, ``pgd``, ``foolbox:<Name>``, ``art:<Name>``).
+        eps: ascending eps grid in [0, 1] pixel units (0 included for the clean point).
+        headline_eps: the eps the summary quotes.
+        norm: ``linf`` or ``l2``.
+        steps, step_size, restarts, loss: PGD settings (step_size None: derived from eps).
+        targeted: ``none``, ``random``, ``least-likely`` or a class index as text.
+        defenses: input-transform specs (``none``, ``jpeg:75``, ...); ``none`` always runs.
+        eot_samples: transform draws per gradient for randomized defenses.
+        natural: natural-transformation sweeps to run.
+        n, batch_size, seed: samples evaluated, batch size, seed.
+        gallery: number of examples saved.
+    """
+
+    attacks: list[str] = field(default_factory=lambda: ["fgsm", "pgd"])
+    eps: list[float] = field(default_factory=list)
+    headline_eps: float = 0.0
+    norm: str = "linf"
+    steps: int = 20
+    step_size: float | None = None
+    restarts: int = 1
+    loss: str = "ce"
+    targeted: str = "none"
+    defenses: list[str] = field(default_factory=lambda: ["none"])
+    eot_samples: int = 8
+    natural: list[str] = field(default_factory=lambda: list(NATURAL_KINDS))
+    n: int = 500
+    batch_size: int = 250
+    seed: int = 0
+    gallery: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,118 @@
+"""Per-sample outcomes of one attack over an eps grid, folded so the worst case is kept.
+
+A sample fooled at a small eps stays fooled at every larger eps (the adversarial lies in every
+larger ball): correctness is folded with a running AND, which makes robust accuracy monotone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Outcome:
+    """Per-sample results of one (defense, attack, mode) over the grid; arrays are ``[E, N]``."""
+
+    attack: str
+    adaptive: bool
+    eps: list[float]
+    correct: torch.Tensor  # bool, cumulative: still correct at every eps up to this one
+    hit_target: torch.Tensor  # bool, targeted attacks: prediction equals the target
+    confidence: torch.Tensor  # softmax probability of the true class on the kept adversarial
+    linf: torch.Tensor
+    l2: torch.Tensor
+    psnr: torch.Tensor  # nan where the kept adversarial equals the clean image
+    seconds: list[float]
+    grad_calls: int = 0
+    headline: torch.Tensor | None = None  # kept adversarials at the headline eps (gallery)
+    max_violation: float = 0.0  # largest eps-ball or [0,1] violation seen (should be ~0)
+    extra: dict = field(default_factory=dict)
+
+
+class OutcomeBuilder:
+    """Folds batches of per-eps adversarials into an ``Outcome``."""
+
+    def __init__(self, attack: str, adaptive: bool, eps: list[float], norm: str, headline_eps: float) -> None:
+        self.attack, self.adaptive, self.eps, self.norm = attack, adaptive, eps, norm
+        self.headline_index = eps.index(headline_eps) if headline_eps in eps else len(eps) - 1
+        self.parts: dict[str, list[torch.Tensor]] = {k: [] for k in
+                                                      ("correct", "hit", "conf", "linf", "l2", "psnr", "headline")}
+        self.seconds = [0.0] * len(eps)
+        self.grad_calls = 0
+        self.max_violation = 0.0
+
+    def add_batch(self, x: torch.Tensor, y: torch.Tensor, x_advs: list[torch.Tensor], logits: list[torch.Tensor],
+                  target: torch.Tensor | None, seconds: list[float], grad_calls: int = 0) -> None:
+        """Fold one batch: ``x_advs[j]``/``logits[j]`` are the adversarials at eps j and the
+        evaluated model's logits on them."""
+        kept = x.clone()
+        alive = torch.ones(len(x), dtype=torch.bool)
+        rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr")}
+        kept_logits = None
+        for j, (x_adv, out) in enumerate(zip(x_advs, logits)):
+            x_adv, out = x_adv.detach().cpu(), out.detach().cpu()
+            self.max_violation = max(self.max_violation, _violation(x, x_adv, self.eps[j], self.norm))
+            correct = out.argmax(1) == y
+            replace = alive.clone()  # survivors take their newest attempt; fooled ones keep theirs
+            kept[replace] = x_adv[replace]
+            kept_logits = out.clone() if kept_logits is None else torch.where(replace[:, None], out, kept_logits)
+            alive &= correct
+            self._row(rows, x, y, kept, kept_logits, alive, target)
+            self.seconds[j] += seconds[j]
+            if j == self.headline_index:
+                self.parts["headline"].append(kept.clone())
+        for key, values in rows.items():
+            self.parts[key].append(torch.stack(values))
+        self.grad_calls += grad_calls
+
+    @staticmethod
+    def _row(rows, x, y, kept, kept_logits, alive, target) -> None:
+        delta = (kept - x).flatten(1)
+        mse = delta.pow(2).mean(1)
+        rows["correct"].append(alive.clone())
+        rows["hit"].append(kept_logits.argmax(1) == target if target is not None else torch.zeros_like(alive))
+        rows["conf"].append(F.softmax(kept_logits.float(), 1).gather(1, y[:, None]).squeeze(1))
+        rows["linf"].append(delta.abs().amax(1))
+        rows["l2"].append(delta.norm(dim=1))
+        rows["psnr"].append(torch.where(mse > 0, 10 * torch.log10(1.0 / mse.clamp_min(1e-20)), torch.nan))
+
+    def build(self) -> Outcome:
+        cat = {k: torch.cat(v, dim=1) for k, v in self.parts.items() if k != "headline" and v}
+        return Outcome(
+            attack=self.attack, adaptive=self.adaptive, eps=list(self.eps), correct=cat["correct"],
+            hit_target=cat["hit"], confidence=cat["conf"], linf=cat["linf"], l2=cat["l2"], psnr=cat["psnr"],
+            seconds=self.seconds, grad_calls=self.grad_calls,
+            headline=torch.cat(self.parts["headline"]) if self.parts["headline"] else None,
+            max_violation=self.max_violation,
+        )
+
+
+def _violation(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> float:
+    """How far ``x_adv`` leaves the eps ball or the [0, 1] box (0 when it respects both)."""
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    box = torch.clamp(-x_adv, min=0).amax() + torch.clamp(x_adv - 1, min=0).amax()
+    return float(max((size - eps).clamp_min(0).max().item() if len(size) else 0.0, box.item()))
+
+
+def worst_case(outcomes: list[Outcome], name: str = "worst-case") -> Outcome:
+    """Per-sample worst case over several outcomes on the same samples and grid."""
+    correct = torch.stack([o.correct for o in outcomes]).all(0)
+    first = outcomes[0]
+    nan = torch.full_like(first.confidence, torch.nan)
+    return Outcome(attack=name, adaptive=any(o.adaptive for o in outcomes), eps=first.eps, correct=correct,
+                   hit_target=torch.zeros_like(correct), confidence=torch.stack([o.confidence for o in outcomes]).amin(0),
+                   linf=nan, l2=nan, psnr=nan, seconds=[sum(s) for s in zip(*(o.seconds for o in outcomes))],
+                   max_violation=max(o.max_violation for o in outcomes))
+
+
+def min_eps(outcome: Outcome) -> list[float | None]:
+    """Per sample, the smallest grid eps at which it is no longer correct (None: never)."""
+    fooled = ~outcome.correct  # [E, N], monotone in E
+    values: list[float | None] = []
+    for column in fooled.T:
+        hits = torch.nonzero(column)
+        values.append(outcome.eps[int(hits[0])] if len(hits) else None)
+    return values

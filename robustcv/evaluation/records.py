@@ -1,0 +1,63 @@
+"""Turn per-sample outcomes into tidy ``Record``s for ``results.json``."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from robustcv.evaluation.outcome import Outcome
+from robustcv.results import Record
+
+
+def outcome_records(outcome: Outcome, model: str, defense: str, clean_correct: torch.Tensor,
+                    targeted: bool = False, per_sample_metrics: bool = True) -> list[Record]:
+    """Robust accuracy, attack success rate, confidence, perturbation size and PSNR per eps."""
+    records: list[Record] = []
+    n = outcome.correct.shape[1]
+    base = dict(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive, n=n)
+    for j, eps in enumerate(outcome.eps):
+        seconds = round(outcome.seconds[j], 4)
+        values = {"robust_accuracy": _mean(outcome.correct[j])}
+        values["attack_success_rate"] = _success(outcome, j, clean_correct, targeted)
+        if per_sample_metrics:
+            values["true_class_confidence"] = _mean(outcome.confidence[j])
+            values["linf"] = _mean(outcome.linf[j])
+            values["l2"] = _mean(outcome.l2[j])
+            values["psnr"] = _nanmean(outcome.psnr[j])
+        for metric, value in values.items():
+            if value is not None:
+                records.append(Record(**base, eps=float(eps), metric=metric, value=value, seconds=seconds))
+    return records
+
+
+def class_records(outcome: Outcome, model: str, defense: str, labels: torch.Tensor,
+                  classes: Sequence[str]) -> list[Record]:
+    """Robust accuracy per true class at each eps (``class_robust_accuracy`` with ``cls``)."""
+    records = []
+    for k, name in enumerate(classes):
+        mask = labels == k
+        if not mask.any():
+            continue
+        for j, eps in enumerate(outcome.eps):
+            records.append(Record(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
+                                  eps=float(eps), metric="class_robust_accuracy",
+                                  value=_mean(outcome.correct[j][mask]), n=int(mask.sum()), cls=name))
+    return records
+
+
+def _success(outcome: Outcome, j: int, clean_correct: torch.Tensor, targeted: bool) -> float | None:
+    if not clean_correct.any():
+        return None
+    if targeted:
+        return _mean(outcome.hit_target[j][clean_correct])
+    return 1.0 - _mean(outcome.correct[j][clean_correct])
+
+
+def _mean(values: torch.Tensor) -> float:
+    return round(float(values.float().mean()), 6) if values.numel() else 0.0
+
+
+def _nanmean(values: torch.Tensor) -> float | None:
+    value = float(torch.nanmean(values.float())) if values.numel() else math.nan
+    return None if math.isnan(value) else round(value, 4)

@@ -1,0 +1,107 @@
+"""Sanity checks of design rule 6: part of the result, printed loudly in the report when failed."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from robustcv.evaluation.config import SANITY_EPS, EvalConfig
+from robustcv.evaluation.outcome import Outcome
+from robustcv.results import SanityCheck
+from robustcv.training.loop import predict
+
+BOUND_TOLERANCE = 1e-5
+RANDOMIZED_TOLERANCE = 0.05  # a randomized defense judges each point with a fresh draw
+
+
+def outcome_checks(model: str, defense: str, outcomes: Sequence[Outcome], clean_acc: float,
+                   worst: Outcome, randomized: bool) -> list[SanityCheck]:
+    """Checks that need only the measured outcomes of one defense."""
+    tol = RANDOMIZED_TOLERANCE if randomized else 0.0
+    checks = [_bounds(model, defense, outcomes), _eps_zero(model, defense, worst, clean_acc, tol)]
+    checks += _pgd_vs_fgsm(model, defense, outcomes, tol)
+    if defense != "none":
+        checks.append(_adaptive_vs_naive(model, defense, outcomes, tol))
+    return checks
+
+
+def _acc(outcome: Outcome) -> list[float]:
+    return [round(float(c.float().mean()), 6) for c in outcome.correct]
+
+
+def _bounds(model: str, defense: str, outcomes: Sequence[Outcome]) -> SanityCheck:
+    worst = max(o.max_violation for o in outcomes)
+    return SanityCheck("perturbations within eps and [0, 1]", worst <= BOUND_TOLERANCE,
+                       f"largest violation {worst:.2e} (tolerance {BOUND_TOLERANCE:.0e})", model, defense,
+                       {"max_violation": worst})
+
+
+def _eps_zero(model: str, defense: str, worst: Outcome, clean_acc: float, tol: float) -> SanityCheck:
+    at_zero = _acc(worst)[0] if worst.eps[0] == 0 else None
+    passed = at_zero is None or abs(at_zero - clean_acc) <= tol + 1e-9
+    return SanityCheck("robust accuracy at eps 0 equals clean accuracy", passed,
+                       f"eps 0: {at_zero}, clean: {clean_acc:.4f}", model, defense,
+                       {"eps0": at_zero, "clean": clean_acc})
+
+
+def _pgd_vs_fgsm(model: str, defense: str, outcomes: Sequence[Outcome], tol: float) -> list[SanityCheck]:
+    checks = []
+    for pgd in (o for o in outcomes if o.attack == "pgd"):
+        fgsm = next((o for o in outcomes if o.attack == "fgsm" and o.adaptive == pgd.adaptive
+                     and o.extra.get("mode") == pgd.extra.get("mode")), None)
+        if fgsm is None:
+            continue
+        a, b = _acc(pgd), _acc(fgsm)
+        bad = [e for e, p, f in zip(pgd.eps, a, b) if p > f + tol + 1e-9]
+        mode = pgd.extra.get("mode", "")
+        checks.append(SanityCheck(f"PGD at least as strong as FGSM ({mode})", not bad,
+                                  "PGD ≤ FGSM at every eps" if not bad else f"PGD weaker than FGSM at eps {bad}",
+                                  model, defense, {"eps": pgd.eps, "pgd": a, "fgsm": b}))
+    return checks
+
+
+def _adaptive_vs_naive(model: str, defense: str, outcomes: Sequence[Outcome], tol: float) -> SanityCheck:
+    def folded(adaptive: bool) -> list[float]:
+        chosen = [o.correct for o in outcomes if o.adaptive == adaptive]
+        return [round(float(c.float().mean()), 6) for c in torch.stack(chosen).all(0)] if chosen else []
+
+    adaptive, naive = folded(True), folded(False)
+    bad = [e for e, a, n in zip(outcomes[0].eps, adaptive, naive) if a > n + tol + 1e-9]
+    detail = "adaptive attack at least as strong as naive" if not bad else (
+        f"adaptive attack weaker than naive at eps {bad}: the evaluation may be unreliable")
+    return SanityCheck("adaptive attack at least as strong as naive", not bad, detail, model, defense,
+                       {"eps": outcomes[0].eps, "adaptive": adaptive, "naive": naive})
+
+
+def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: EvalConfig,
+                    device: torch.device, max_accuracy: float = 0.05) -> SanityCheck:
+    """An undefended model must be fooled almost always when eps covers the whole pixel range."""
+    from attacks import PGD
+
+    eps = SANITY_EPS[config.norm]
+    attack = PGD(norm=config.norm, steps=config.steps, random_start=True, seed=config.seed)
+    x_adv = attack(model, x.to(device), y.to(device), eps)
+    acc = float((predict(model, x_adv, device).argmax(1) == y).float().mean())
+    return SanityCheck(f"accuracy reaches ~0 at a very large eps ({eps})", acc <= max_accuracy,
+                       f"PGD-{config.steps} robust accuracy {acc:.4f} at eps {eps} (must be ≤ {max_accuracy})",
+                       model_name, "none", {"eps": eps, "robust_accuracy": acc, "n": len(y)})
+
+
+def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, judge: nn.Module, x: torch.Tensor,
+                     y: torch.Tensor, config: EvalConfig, device: torch.device, tol: float) -> SanityCheck:
+    """PGD with 4x the steps at the headline eps must not leave the model *more* accurate."""
+    from attacks import PGD
+
+    accs = {}
+    for steps in (config.steps, 4 * config.steps):
+        attack = PGD(norm=config.norm, steps=steps, restarts=config.restarts, loss=config.loss,
+                     random_start=True, seed=config.seed)
+        x_adv = attack(attack_model, x.to(device), y.to(device), config.headline_eps)
+        accs[steps] = float((predict(judge, x_adv, device).argmax(1) == y).float().mean())
+    base, more = accs[config.steps], accs[4 * config.steps]
+    return SanityCheck("more PGD steps do not help the model", more <= base + tol + 1e-9,
+                       f"PGD-{config.steps}: {base:.4f}, PGD-{4 * config.steps}: {more:.4f} "
+                       f"at eps {config.headline_eps:.4g}" + (" (attack not converged: raise --steps)"
+                                                               if more < base - 0.05 else ""),
+                       model_name, defense, {"steps": [config.steps, 4 * config.steps], "robust_accuracy": [base, more]})
