@@ -15,7 +15,7 @@ from robustcv.tasks import Task
 def test_list_datasets_is_sorted_and_shows_the_path_family():
     names = list_datasets()
     assert names == sorted(names)
-    assert {"digits", "shapes"} <= set(names)
+    assert {"digits", "shapes", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"} <= set(names)
 
 
 def test_duplicate_registration_is_refused():
