@@ -1,0 +1,219 @@
+"""Pure questions asked of loaded runs: curves, headline numbers, verdicts, per-class tables.
+
+Nothing here draws or writes; plots and both output formats are built from these answers, so
+the numbers in the figures, the HTML and the Markdown are the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from robustcv.report.loading import RunData
+from robustcv.results import Record
+
+WORST = "worst-case"
+NATURAL_PREFIX = "natural:"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One plotted curve: ``y`` against ``x`` for a (run, model, defense, attack, adaptive)."""
+
+    label: str
+    run: str
+    model: str
+    defense: str
+    attack: str
+    adaptive: bool
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    @property
+    def naive(self) -> bool:
+        """A non-adaptive attack on a defense: the figure that must not be trusted alone."""
+        return self.defense != "none" and not self.adaptive and not is_natural(self.attack)
+
+    @property
+    def mode(self) -> str:
+        if self.defense == "none":
+            return "—"
+        return "adaptive" if self.adaptive else "naive"
+
+
+def is_natural(attack: str) -> bool:
+    return attack.startswith(NATURAL_PREFIX)
+
+
+def main_metric(run: RunData) -> str:
+    """``robust_accuracy`` for classification; segmentation runs fall back to mIoU."""
+    metrics = {r.metric for r in run.results.records}
+    for metric in ("robust_accuracy", "miou", "pixel_accuracy"):
+        if metric in metrics:
+            return metric
+    return "robust_accuracy"
+
+
+def groups(run: RunData) -> list[tuple[str, str]]:
+    """(model, defense) pairs in the order the records first mention them."""
+    seen: dict[tuple[str, str], None] = {}
+    for record in run.results.records:
+        seen.setdefault((record.model, record.defense), None)
+    return list(seen)
+
+
+def _curves(run: RunData, metric: str, natural: bool) -> dict[tuple, list[Record]]:
+    curves: dict[tuple, list[Record]] = {}
+    for r in run.results.records:
+        if r.metric == metric and r.cls is None and is_natural(r.attack) == natural:
+            curves.setdefault((r.model, r.defense, r.attack, bool(r.adaptive)), []).append(r)
+    return curves
+
+
+def curve_series(runs: list[RunData], natural: bool = False) -> list[Series]:
+    """Every attack curve (or natural-transform curve) of every run, labelled for a shared legend.
+
+    Labels read ``run / model / defense / attack [mode]``; parts that are the same for every
+    curve are left out, except the attack.
+    """
+    raw = []
+    for run in runs:
+        for (model, defense, attack, adaptive), records in _curves(run, main_metric(run), natural).items():
+            points = sorted({r.eps: r.value for r in records}.items())
+            raw.append((run.name, model, defense, attack, adaptive,
+                        tuple(p[0] for p in points), tuple(p[1] for p in points)))
+    varying = [len({item[i] for item in raw}) > 1 for i in range(3)]
+    series = []
+    for run_name, model, defense, attack, adaptive, xs, ys in raw:
+        parts = [p for p, keep in zip((run_name, model, defense), varying) if keep]
+        shown = attack[len(NATURAL_PREFIX):] if natural else attack
+        if defense != "none" and not natural:
+            shown += " (adaptive)" if adaptive else " (naive)"
+        label = " / ".join(parts + [shown])
+        series.append(Series(label, run_name, model, defense, attack, adaptive, xs, ys))
+    return series
+
+
+def lookup(run: RunData, model: str, defense: str, metric: str, eps: float | None = None,
+           attack: str | None = None, adaptive: bool | None = None, cls: str | None = None) -> list[Record]:
+    """Records matching every given field (eps compared to 1e-9)."""
+    return [r for r in run.results.records
+            if r.model == model and r.defense == defense and r.metric == metric and r.cls == cls
+            and (eps is None or abs(r.eps - eps) < 1e-9) and (attack is None or r.attack == attack)
+            and (adaptive is None or bool(r.adaptive) == adaptive)]
+
+
+def clean_accuracy(run: RunData, model: str, defense: str) -> float | None:
+    """The recorded clean accuracy, else the eps-0 point of any attack curve."""
+    for metric in ("clean_accuracy", "clean_miou"):
+        found = lookup(run, model, defense, metric)
+        if found:
+            return found[0].value
+    at_zero = [r for r in lookup(run, model, defense, main_metric(run), eps=0.0) if not is_natural(r.attack)]
+    return max(r.value for r in at_zero) if at_zero else None
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The summary's numbers for one (run, model, defense)."""
+
+    run: str
+    model: str
+    defense: str
+    eps: float | None
+    clean: float | None
+    robust: float | None
+    attack: str            # the strongest single attack at the headline eps ("" if none)
+    fooled: float | None   # fraction of clean-correct samples fooled
+    worst_case: bool       # robust comes from the per-sample worst case
+    naive_robust: float | None  # lowest robust accuracy under naive attacks only (defenses)
+
+
+def headline(run: RunData, model: str, defense: str) -> Headline:
+    """Clean accuracy, robust accuracy at the headline eps, and who did the damage."""
+    eps, metric = run.headline_eps, main_metric(run)
+    clean = clean_accuracy(run, model, defense)
+    at_eps = [r for r in lookup(run, model, defense, metric, eps=eps) if not is_natural(r.attack)] \
+        if eps is not None else []
+    worst = [r for r in at_eps if r.attack == WORST]
+    singles = sorted((r for r in at_eps if r.attack != WORST), key=lambda r: r.value)
+    robust = min(r.value for r in worst) if worst else (singles[0].value if singles else None)
+    attack = ""
+    if singles:
+        best = singles[0]
+        attack = best.attack.upper() if best.attack in ("fgsm", "pgd") else best.attack
+        if defense != "none":
+            attack = ("adaptive " if best.adaptive else "naive ") + attack
+    naive = [r.value for r in singles if defense != "none" and not r.adaptive]
+    return Headline(run.name, model, defense, eps, clean, robust, attack,
+                    _fooled(run, model, defense, eps, worst, clean, robust), bool(worst),
+                    min(naive) if naive else None)
+
+
+def _fooled(run: RunData, model: str, defense: str, eps: float | None, worst: list[Record],
+            clean: float | None, robust: float | None) -> float | None:
+    if worst and eps is not None:
+        rates = lookup(run, model, defense, "attack_success_rate", eps=eps, attack=WORST)
+        if rates:
+            return max(r.value for r in rates)
+    if clean and robust is not None:
+        return max(0.0, 1.0 - robust / clean)
+    return None
+
+
+def verdict(h: Headline, failed_checks: int = 0) -> str:
+    """One line a reader can act on, e.g. ``not robust: PGD fools 98% at eps 0.1``."""
+    if h.robust is None or h.eps is None:
+        return "not measured: no attack at the headline eps"
+    who = h.attack or "the attack"
+    where = f"at eps {fmt_eps(h.eps)}"
+    fooled = h.fooled if h.fooled is not None else 0.0
+    if fooled >= 0.5:
+        line = f"not robust: {who} fools {fooled:.0%} {where}"
+    elif fooled >= 0.1:
+        line = f"partly robust: {who} fools {fooled:.0%} {where}"
+    else:
+        line = f"robust {where}: the strongest attack ({who}) fools {fooled:.0%}"
+    if h.naive_robust is not None and h.naive_robust - h.robust > 0.05:
+        line += f"; naive attacks alone would claim {h.naive_robust:.0%} robust accuracy"
+    if failed_checks:
+        line += f"; {failed_checks} sanity check(s) failed, treat with suspicion"
+    return line
+
+
+def class_values(run: RunData, model: str, defense: str, eps: float) -> tuple[str, dict[str, float]]:
+    """Per-class robust accuracy at ``eps`` for the worst case (else the strongest attack)."""
+    records = [r for r in run.results.records
+               if r.metric == "class_robust_accuracy" and r.model == model and r.defense == defense
+               and r.cls is not None and abs(r.eps - eps) < 1e-9 and not is_natural(r.attack)]
+    if not records:
+        return "", {}
+    by_attack: dict[str, dict[str, float]] = {}
+    for r in records:
+        key = r.attack + ("" if defense == "none" else (" (adaptive)" if r.adaptive else " (naive)"))
+        by_attack.setdefault(WORST if r.attack == WORST else key, {})[str(r.cls)] = r.value
+    if WORST in by_attack:
+        return WORST, by_attack[WORST]
+    attack = min(by_attack, key=lambda a: sum(by_attack[a].values()) / len(by_attack[a]))
+    return attack, by_attack[attack]
+
+
+def failed_checks(runs: Iterable[RunData]):
+    """(run, check) for every sanity check that failed."""
+    return [(run, c) for run in runs for c in run.results.sanity_checks if not c.passed]
+
+
+def fmt_value(value: float | None, digits: int = 4) -> str:
+    """Fixed precision everywhere, so tables can be compared with results.json at that precision."""
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_eps(eps: float | None) -> str:
+    """``0.1`` stays ``0.1``; ``8/255`` is shown as such; anything else with 4 significant digits."""
+    if eps is None:
+        return "—"
+    if abs(eps - round(eps, 3)) < 1e-12:
+        return f"{round(eps, 3):g}"
+    k = eps * 255
+    if abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:.4g}"
