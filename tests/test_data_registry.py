@@ -15,7 +15,7 @@ from robustcv.tasks import Task
 def test_list_datasets_is_sorted_and_shows_the_path_family():
     names = list_datasets()
     assert names == sorted(names)
-    assert {"digits", "shapes", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"} <= set(names)
+    assert {"digits", "shapes", "imagefolder:<path>", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn"} <= set(names)
 
 
 def test_duplicate_registration_is_refused():
@@ -36,8 +36,9 @@ def test_unknown_name_is_a_user_error_listing_known_names():
         (DataSpec(val_fraction=1.0), "val_fraction"),
         (DataSpec(test_fraction=-0.1), "test_fraction"),
         (DataSpec(test_fraction=0.0), "no official test split"),
+        (DataSpec(name="imagefolder:"), "needs a path"),
     ],
-    ids=["unknown-task", "task-not-offered", "val-fraction", "test-fraction", "no-test"],
+    ids=["unknown-task", "task-not-offered", "val-fraction", "test-fraction", "no-test", "empty-path"],
 )
 def test_bad_specs_are_user_errors(spec, message):
     with pytest.raises(UserError, match=message):
