@@ -1,1 +1,19 @@
-"""Adversarial attacks on PyTorch models in [0, 1] pixel space (depends on torch only)."""
+"""Adversarial attacks on PyTorch models in [0, 1] pixel space (depends on torch only).
+
+Native FGSM and PGD share one contract (:class:`attacks.base.Attack`): ``attack(model, x, y, eps,
+target=None) -> x_adv``, clipped to the eps ball and [0, 1], run in eval mode with frozen
+parameters. ``get_attack`` also reaches foolbox (``foolbox:<Name>``) and ART (``art:<Name>``)
+attacks, imported only then. ``eps_sweep`` attacks an ascending eps grid, survivors only.
+"""
+from attacks.base import Attack
+from attacks.fgsm import FGSM
+from attacks.frozen import eval_frozen
+from attacks.norms import Norm
+from attacks.pgd import PGD
+from attacks.registry import get_attack, list_attacks, register_attack
+from attacks.sweep import CountingModel, SweepResult, eps_sweep
+
+__all__ = [
+    "Attack", "CountingModel", "FGSM", "Norm", "PGD", "SweepResult", "eps_sweep", "eval_frozen",
+    "get_attack", "list_attacks", "register_attack",
+]

@@ -1,0 +1,115 @@
+"""The attack contract, owned by one base class (foolbox style).
+
+A subclass writes only :meth:`Attack.run`; the base class validates the inputs, puts the model
+in eval mode with frozen parameters, and clips the result to the eps ball around ``x`` and to
+[0, 1]. Losses and the success test are overridable hooks, which is what segmentation needs.
+"""
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+from attacks import norms
+from attacks.frozen import eval_frozen
+from attacks.losses import LossFn, SuccessFn, default_success, resolve_loss
+from attacks.norms import Norm
+
+
+class Attack(abc.ABC):
+    """Base class: ``attack(model, x, y, eps, target=None) -> x_adv``.
+
+    Args:
+        norm: threat model, ``"linf"`` or ``"l2"`` (a :class:`Norm`).
+        loss: ``"ce"``, ``"margin"`` or a callable ``(logits, labels) -> [B]`` per-sample loss.
+        targeted: if True, ``__call__`` needs ``target`` and the attack minimizes the loss toward it.
+        ignore_index: segmentation label excluded from the loss.
+        seed: seeds a private generator per call (deterministic); ``None`` uses torch's global RNG.
+        success: optional ``(logits, labels) -> bool [B]``; the default compares the argmax for
+            classification and never reports success for segmentation.
+
+    Contract of ``__call__``: the input is never modified in place; shape, dtype and device are
+    preserved; ``eps == 0`` returns a copy of ``x``; the result lies in the eps ball and in [0, 1];
+    the model's previous train/eval mode and ``requires_grad`` flags are restored.
+    """
+
+    def __init__(self, norm: Norm | str = "linf", loss: str | LossFn = "ce", targeted: bool = False,
+                 ignore_index: int | None = None, seed: int | None = None,
+                 success: SuccessFn | None = None) -> None:
+        self.norm = Norm.parse(norm)
+        self.loss = loss
+        self.targeted = bool(targeted)
+        self.ignore_index = ignore_index
+        self.seed = seed
+        self.success = success
+        self._loss_fn = resolve_loss(loss, ignore_index)
+
+    # ----------------------------------------------------------------- contract
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+                 target: torch.Tensor | None = None) -> torch.Tensor:
+        """Adversarial examples for ``x`` within ``eps`` (see the class docstring)."""
+        eps = self._check(x, y, eps, target)
+        if eps == 0 or x.shape[0] == 0:
+            return x.clone()
+        labels = target if self.targeted else y
+        x0 = x.detach()
+        with eval_frozen(model):
+            x_adv = self.run(model, x0, labels, eps, self._generator(x))
+        return self.clip(x0, x_adv.detach().to(x.dtype), eps)
+
+    @abc.abstractmethod
+    def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
+            generator: torch.Generator | None) -> torch.Tensor:
+        """The algorithm. ``labels`` are the true labels, or the targets when targeted."""
+
+    def clip(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+        """``x_adv`` projected onto the eps ball around ``x``, then onto [0, 1]."""
+        return (x + norms.project(self.norm, x_adv - x, eps)).clamp_(0.0, 1.0)
+
+    # -------------------------------------------------------------------- hooks
+    def loss_fn(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss [B] that an untargeted attack maximizes (a targeted one minimizes)."""
+        return self._loss_fn(logits, labels)
+
+    def is_success(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sample success [B] (fooled, or target hit when targeted)."""
+        if self.success is not None:
+            return self.success(logits, labels).to(torch.bool)
+        return default_success(logits, labels, self.targeted)
+
+    def success_mask(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
+                     target: torch.Tensor | None = None) -> torch.Tensor:
+        """Which samples of ``x_adv`` succeed, from one forward pass without gradients."""
+        with eval_frozen(model), torch.no_grad():
+            return self.is_success(model(x_adv), target if self.targeted else y)
+
+    # ------------------------------------------------------------------ helpers
+    def _generator(self, x: torch.Tensor) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        return torch.Generator(device=x.device).manual_seed(int(self.seed))
+
+    def _check(self, x: torch.Tensor, y: torch.Tensor, eps: float, target: torch.Tensor | None) -> float:
+        eps = float(eps)
+        if not eps >= 0:  # also rejects nan
+            raise ValueError(f"eps must be a number >= 0, got {eps}")
+        if not x.is_floating_point():
+            raise ValueError(f"x must be a floating-point image batch in [0, 1], got dtype {x.dtype}")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if self.targeted and target is None:
+            raise ValueError(f"{type(self).__name__} is targeted: pass target=...")
+        if not self.targeted and target is not None:
+            raise ValueError(f"{type(self).__name__} is untargeted: create it with targeted=True to use target")
+        if target is not None and target.shape != y.shape:
+            raise ValueError(f"target shape {tuple(target.shape)} differs from y shape {tuple(y.shape)}")
+        return eps
+
+    def _repr_args(self) -> dict:
+        return {"norm": self.norm.value, "loss": self.loss if isinstance(self.loss, str) else "custom",
+                "targeted": self.targeted}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,67 @@
+"""Threat models as per-norm hooks, so L∞ and L2 attacks share one algorithm (foolbox style).
+
+Each norm supplies three operations on a batch of perturbations ``delta`` [B, ...]:
+
+* ``random_start(x, eps, generator)``: a uniform sample from the eps ball.
+* ``normalize(grad)``: the steepest-ascent direction of unit norm (sign for L∞, grad/‖grad‖₂ for L2).
+* ``project(delta, eps)``: the closest point of the eps ball.
+"""
+from __future__ import annotations
+
+import enum
+
+import torch
+
+
+class Norm(str, enum.Enum):
+    """The distance that bounds a perturbation, in [0, 1] pixel space."""
+
+    LINF = "linf"
+    L2 = "l2"
+
+    @classmethod
+    def parse(cls, value: "Norm | str") -> "Norm":
+        """``Norm`` from a string (``linf``/``l2``, case-insensitive); a clear ``ValueError`` otherwise."""
+        try:
+            return cls(str(getattr(value, "value", value)).lower())
+        except ValueError:
+            raise ValueError(f"unknown norm {value!r}; choose from 'linf', 'l2'") from None
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 norm, shaped [B, 1, 1, ...] to broadcast against ``t``."""
+    return t.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def random_start(norm: Norm, x: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
+    """A perturbation drawn uniformly from the eps ball of ``norm`` (same shape/dtype/device as ``x``)."""
+    if norm is Norm.LINF:
+        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (2 * u - 1) * eps
+    # Uniform in the L2 ball: a uniform direction times a radius eps * U^(1/d).
+    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    direction = direction / _flat_norm(direction).clamp_min(1e-12)
+    d = x[0].numel()
+    r = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype) ** (1.0 / d)
+    return direction * (eps * r).view(-1, *([1] * (x.dim() - 1)))
+
+
+def normalize(norm: Norm, grad: torch.Tensor) -> torch.Tensor:
+    """The unit-norm steepest-ascent direction for ``grad`` under ``norm``."""
+    if norm is Norm.LINF:
+        return grad.sign()
+    return grad / _flat_norm(grad).clamp_min(1e-12)
+
+
+def project(norm: Norm, delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """The closest point to ``delta`` inside the eps ball of ``norm``."""
+    if norm is Norm.LINF:
+        return delta.clamp(-eps, eps)
+    factor = (eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    return delta * factor
+
+
+def distance(norm: Norm, delta: torch.Tensor) -> torch.Tensor:
+    """Per-sample size of ``delta`` [B] under ``norm``."""
+    flat = delta.flatten(1)
+    return flat.abs().amax(dim=1) if norm is Norm.LINF else flat.norm(p=2, dim=1)

@@ -1,0 +1,128 @@
+"""PGD: projected gradient descent with random start, restarts and per-sample early stopping."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attacks import norms
+from attacks.base import Attack
+from attacks.losses import LossFn, SuccessFn
+from attacks.norms import Norm
+from attacks.registry import register_attack
+
+STEP_FACTOR = 2.5  # default step = 2.5 * eps / steps (Madry et al.; robustness library)
+
+
+@register_attack("pgd")
+class PGD(Attack):
+    r"""Projected Gradient Descent.
+
+    Paper: Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards Deep Learning Models Resistant to
+    Adversarial Attacks", ICLR 2018, https://arxiv.org/abs/1706.06083.
+
+    Distance: L∞ or L2 (``norm``); one algorithm through the per-norm hooks in :mod:`attacks.norms`.
+
+    Arguments:
+        norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
+        steps (int): gradient steps per restart. Default: ``10``.
+        step_size (float | None): absolute step size in pixel units; ``None`` means
+            ``2.5 * eps / steps``, so ``steps`` steps can cross the ball and back. Default: ``None``.
+        random_start (bool): start uniformly inside the eps ball. Default: ``True``.
+        restarts (int): independent runs; per sample the best is kept (a success, else the
+            highest loss, lowest when targeted). Samples already fooled are not restarted. Default: ``1``.
+        loss (str | callable): ``"ce"``, ``"margin"`` (CW logit margin) or ``(logits, labels) -> [B]``.
+            Default: ``"ce"``.
+        targeted (bool): minimize the loss toward ``target``. Default: ``False``.
+        early_stop (bool): freeze a sample at the first iterate that fools the model and spend
+            no more forward/backward passes on it (only the active subset is computed). Default: ``True``.
+        ignore_index (int | None): segmentation label left out of the loss. Default: ``None``.
+        seed (int | None): seeds the random start per call; ``None`` uses the global RNG. Default: ``None``.
+        success (callable | None): see :class:`attacks.base.Attack`. Default: ``None``.
+
+    Shape:
+        - model: images in [0, 1] -> logits [B, K] (or [B, K, H, W] for segmentation).
+        - x: [B, C, H, W] floating point in [0, 1].
+        - y, target: [B] long (or [B, H, W]).
+        - eps: float >= 0 in pixel units.
+        - output: like ``x``, within eps of it and in [0, 1].
+
+    Example:
+        >>> attack = PGD(norm="linf", steps=10, seed=0)
+        >>> x_adv = attack(model, x, y, eps=8 / 255)
+    """
+
+    def __init__(self, norm: Norm | str = "linf", steps: int = 10, step_size: float | None = None,
+                 random_start: bool = True, restarts: int = 1, loss: str | LossFn = "ce",
+                 targeted: bool = False, early_stop: bool = True, ignore_index: int | None = None,
+                 seed: int | None = None, success: SuccessFn | None = None) -> None:
+        super().__init__(norm=norm, loss=loss, targeted=targeted, ignore_index=ignore_index,
+                         seed=seed, success=success)
+        if int(steps) < 1 or int(restarts) < 1:
+            raise ValueError(f"steps and restarts must be >= 1, got steps={steps}, restarts={restarts}")
+        if step_size is not None and not float(step_size) > 0:
+            raise ValueError(f"step_size must be > 0 or None, got {step_size}")
+        self.steps, self.restarts = int(steps), int(restarts)
+        self.step_size = None if step_size is None else float(step_size)
+        self.random_start, self.early_stop = bool(random_start), bool(early_stop)
+
+    def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
+            generator: torch.Generator | None) -> torch.Tensor:
+        if self.restarts == 1:
+            return self._descend(model, x, labels, eps, generator)
+        best = x.clone()
+        best_score = torch.full((x.shape[0],), float("-inf"), device=x.device, dtype=x.dtype)
+        fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for _ in range(self.restarts):
+            idx = (~fooled).nonzero().squeeze(1) if self.early_stop else torch.arange(x.shape[0], device=x.device)
+            if idx.numel() == 0:
+                break
+            x_r = self._descend(model, x[idx], labels[idx], eps, generator)
+            with torch.no_grad():
+                logits = model(x_r)
+                won = self.is_success(logits, labels[idx])
+                score = self.loss_fn(logits, labels[idx]) * (-1.0 if self.targeted else 1.0)
+            better = (won & ~fooled[idx]) | (~fooled[idx] & (score > best_score[idx]))
+            best[idx[better]] = x_r[better]
+            best_score[idx[better]] = score[better].to(x.dtype)
+            fooled[idx] |= won
+        return best
+
+    def _descend(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
+                 generator: torch.Generator | None) -> torch.Tensor:
+        """One PGD run. Works on the compacted active subset; fooled samples are written out."""
+        step = self.step_size if self.step_size is not None else STEP_FACTOR * eps / self.steps
+        out, idx, x0, lab = x.clone(), None, x, labels
+        xa = x0
+        if self.random_start:
+            xa = (x0 + norms.random_start(self.norm, x0, eps, generator)).clamp(0.0, 1.0)
+        for _ in range(self.steps):
+            xa = xa.detach().requires_grad_(True)
+            logits = model(xa)
+            grad, = torch.autograd.grad(self.loss_fn(logits, lab).sum(), xa)
+            xa = xa.detach()
+            if self.early_stop:
+                done = self.is_success(logits.detach(), lab)
+                if done.any():
+                    idx = torch.arange(x.shape[0], device=x.device) if idx is None else idx
+                    out[idx[done]] = xa[done]
+                    keep = ~done
+                    idx, xa, x0, lab, grad = idx[keep], xa[keep], x0[keep], lab[keep], grad[keep]
+                    if idx.numel() == 0:
+                        return out
+            xa = self._step(xa, x0, grad, eps, step)
+        if idx is None:
+            return xa
+        out[idx] = xa
+        return out
+
+    def _step(self, xa: torch.Tensor, x0: torch.Tensor, grad: torch.Tensor, eps: float,
+              step: float) -> torch.Tensor:
+        """Ascend (descend when targeted) along the normalized gradient, then project."""
+        direction = norms.normalize(self.norm, grad)
+        xa = xa - step * direction if self.targeted else xa + step * direction
+        return (x0 + norms.project(self.norm, xa - x0, eps)).clamp_(0.0, 1.0)
+
+    def _repr_args(self) -> dict:
+        return {**super()._repr_args(), "steps": self.steps, "step_size": self.step_size,
+                "random_start": self.random_start, "restarts": self.restarts,
+                "early_stop": self.early_stop, "seed": self.seed}
