@@ -40,25 +40,42 @@ def test_masks_label_the_shape_the_image_shows(small):
     assert 0 < band < 0.1  # only a thin boundary band is ignored
 
 
-def test_classification_splits_and_info():
-    splits = get_dataset(DataSpec(name="shapes", seed=0))
-    info = splits.info
+@pytest.fixture(scope="module")
+def classification():
+    return get_dataset(DataSpec(name="shapes", seed=0))
+
+
+@pytest.fixture(scope="module")
+def segmentation():
+    return get_dataset(DataSpec(name="shapes", seed=0, task="segmentation"))
+
+
+def test_classification_splits_and_info(classification):
+    info = classification.info
     assert info.task is Task.CLASSIFICATION and info.classes == SHAPE_CLASSES
     assert (info.channels, info.image_size, info.hflip_ok, info.ignore_index) == (3, (32, 32), True, None)
-    x, y = as_tensors(splits.train)
+    x, y = as_tensors(classification.train)
     assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1 and y.ndim == 1
-    assert len(splits.train) + len(splits.val) + len(splits.test) == 3000
+    sizes = [len(part) for part in (classification.train, classification.val, classification.test)]
+    assert sizes == [2160, 240, 600]
+    assert torch.bincount(as_tensors(classification.test)[1]).tolist() == [120] * 5
     assert torch.allclose(torch.tensor(info.mean), x.mean(dim=(0, 2, 3)), atol=1e-4)
 
 
-def test_segmentation_returns_masks_with_background_class():
-    splits = get_dataset(DataSpec(name="shapes", seed=0, task="segmentation", image_size=24))
-    info = splits.info
+def test_segmentation_returns_masks_on_the_same_images(segmentation, classification):
+    info = segmentation.info
     assert info.task is Task.SEGMENTATION and info.classes == ("background",) + SHAPE_CLASSES
-    assert info.ignore_index == IGNORE_INDEX and info.image_size == (24, 24)
-    image, mask = splits.test[0]
-    assert image.shape == (3, 24, 24) and mask.shape == (24, 24) and mask.dtype == torch.int64
-    _, masks = as_tensors(splits.val)
-    assert masks.shape[1:] == (24, 24)
-    classification = get_dataset(DataSpec(name="shapes", seed=0, image_size=24))
-    assert torch.equal(as_tensors(classification.test)[0], as_tensors(splits.test)[0])
+    assert info.ignore_index == IGNORE_INDEX and info.num_classes == 6
+    image, mask = segmentation.test[0]
+    assert image.shape == (3, 32, 32) and mask.shape == (32, 32) and mask.dtype == torch.int64
+    _, masks = as_tensors(segmentation.val)
+    assert masks.shape == (240, 32, 32)
+    assert torch.equal(as_tensors(classification.test)[0], as_tensors(segmentation.test)[0])
+    labels = as_tensors(classification.test)[1]
+    masks = as_tensors(segmentation.test)[1]
+    assert torch.equal(masks.where(masks != IGNORE_INDEX, 0).flatten(1).amax(1), labels + 1)
+
+
+def test_image_size_sets_the_rendered_size():
+    splits = get_dataset(DataSpec(name="shapes", task="segmentation", image_size=12))
+    assert splits.info.image_size == (12, 12) and splits.train[0][1].shape == (12, 12)

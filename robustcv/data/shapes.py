@@ -115,10 +115,12 @@ def generate_shapes(n: int = N_IMAGES, size: int = DEFAULT_SIZE, seed: int = 0) 
         rows = (labels == kind).nonzero().squeeze(1)
         coverage[rows] = _coverage(kind, geometry[rows], size)
     alpha = coverage.unsqueeze(1)
-    images = (background * (1 - alpha) + foreground * alpha + noise).clamp(0, 1)
+    # In place on the big [n, 3, S, S] tensors: bg + alpha * (fg - bg) + noise, then to uint8.
+    images = background.add_(alpha * (foreground - background)).add_(noise).clamp_(0, 1)
+    images = images.mul_(255).add_(0.5).to(torch.uint8)  # +0.5 then truncate: round, values >= 0
     masks = torch.where(coverage >= 1.0, labels.view(n, 1, 1) + 1, 0)
     masks = torch.where((coverage > 0) & (coverage < 1), IGNORE_INDEX, masks)
-    return ShapesData(images.mul(255).round().to(torch.uint8), masks.long(), labels)
+    return ShapesData(images, masks.long(), labels)
 
 
 @register_dataset("shapes", tasks=(Task.CLASSIFICATION, Task.SEGMENTATION))
