@@ -4,8 +4,12 @@ Imported by the other ``test_report*`` files; it also checks that what it builds
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import math
+import shutil
+import tempfile
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -43,6 +47,8 @@ def _records(model: str, defense: str, clean: float, strength: float, adaptive: 
         for j, p in enumerate(params):
             records.append(Record(model, defense, f"natural:{kind}", False, p, "robust_accuracy",
                                   round(clean * (1 - 0.1 * j), 6), 60))
+        records.append(Record(model, defense, f"natural:{kind}", False, params[-1], "worst_case_accuracy",
+                              round(clean * (1 - 0.1 * len(params)), 6), 60))
     return records
 
 
@@ -114,6 +120,17 @@ def make_two_runs(root: Path) -> list[Path]:
     """A standard model (all checks pass) and an adversarially trained one with a failed check."""
     return [make_run(root, "standard", "digits-small_cnn-1a2b3c4d", adversarial=False, failing_check=False),
             make_run(root, "pgd-trained", EVIL_MODEL, adversarial=True, failing_check=True)]
+
+
+@functools.lru_cache(maxsize=None)
+def rendered_two_runs() -> tuple[list[Path], dict[str, Path]]:
+    """The two-run report, rendered once per test session (matplotlib dominates the cost)."""
+    from robustcv.report import render_report
+
+    root = Path(tempfile.mkdtemp(prefix="robustcv-report-test-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    run_dirs = make_two_runs(root / "runs")
+    return run_dirs, render_report(run_dirs, root / "out")
 
 
 def test_synthetic_runs_load_back(tmp_path: Path) -> None:

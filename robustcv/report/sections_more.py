@@ -8,7 +8,7 @@ from robustcv.plotting import learning_curve_figure, save_figure
 from robustcv.report import plots
 from robustcv.report.document import Badge, Block, Cell, Figure, Heading, Image, Table, Text
 from robustcv.report.loading import ModelDoc, RunData, read_png
-from robustcv.report.queries import NATURAL_PREFIX, curve_series, fmt_eps, fmt_value
+from robustcv.report.queries import NATURAL_PREFIX, Series, curve_series, fmt_eps, fmt_value, lookup
 from robustcv.report.sections_attack import NOT_MEASURED, Context
 from robustcv.results import write_bytes_atomic
 
@@ -24,8 +24,8 @@ def gallery(ctx: Context) -> list[Block]:
                       for kind, path in zip(GALLERY_KINDS, (item.clean_path, item.perturbation_path,
                                                             item.adversarial_path))]
             rows.append([run.name, f"{item.model} / {item.defense}", f"{item.attack} @ eps {fmt_eps(item.eps)}",
-                         item.label, images[0], f"{item.clean_pred} ({item.clean_conf:.0%})",
-                         images[1], images[2], f"{item.adv_pred} ({item.adv_conf:.0%})"])
+                         item.label, images[0], _prediction(item.clean_pred, item.clean_conf),
+                         images[1], images[2], _prediction(item.adv_pred, item.adv_conf)])
     if not rows:
         return blocks + [Text("Examples: " + NOT_MEASURED + ".", "note")]
     blocks.append(Text("Clean image, the perturbation amplified to be visible, and the adversarial image, "
@@ -34,6 +34,12 @@ def gallery(ctx: Context) -> list[Block]:
                          "Perturbation (amplified)", "Adversarial", "Adversarial prediction"], rows,
                         css="gallery"))
     return blocks
+
+
+def _prediction(label: str, confidence: float | None) -> str:
+    if isinstance(confidence, (int, float)):
+        return f"{label} ({confidence:.0%})"
+    return str(label)
 
 
 def _gallery_image(ctx: Context, run: RunData, name: str, relative: str, alt: str) -> Cell:
@@ -58,10 +64,20 @@ def natural(ctx: Context) -> list[Block]:
     for kind, series in by_kind.items():
         grid = sorted({x for s in series for x in s.x})
         rows = [[s.run, s.model, s.defense] + [fmt_value(dict(zip(s.x, s.y)).get(x)) for x in grid]
-                for s in series]
-        blocks.append(Table(["Run", "Model", "Defense"] + [f"{x:g}" for x in grid], rows,
-                            caption=f"{kind}: accuracy by parameter", numeric=set(range(3, 3 + len(grid)))))
+                + [fmt_value(_natural_worst(ctx, s))] for s in series]
+        headers = ["Run", "Model", "Defense"] + [f"{x:g}" for x in grid] + ["Worst over the grid"]
+        blocks.append(Table(headers, rows, caption=f"{kind}: accuracy by parameter",
+                            numeric=set(range(3, len(headers)))))
     return blocks
+
+
+def _natural_worst(ctx: Context, s: Series) -> float | None:
+    """Samples correct at every parameter value (metric ``worst_case_accuracy``), when recorded."""
+    for run in ctx.runs:
+        if run.name == s.run:
+            found = lookup(run, s.model, s.defense, "worst_case_accuracy", attack=s.attack)
+            return found[0].value if found else None
+    return None
 
 
 def training(ctx: Context) -> list[Block]:
@@ -147,7 +163,7 @@ def reproducibility(ctx: Context) -> list[Block]:
         rows += [[f"version: {k}", _text(v)] for k, v in (info.get("versions") or {}).items()]
         rows.append(["Run folder", str(run.directory)])
         blocks.append(Table(["Field", "Value"], rows, css="kv"))
-        model_rows = [[md.name, str(md.entry.get("spec_hash", "—")), str(md.entry.get("checkpoint", "—")),
+        model_rows = [[md.name, str(md.entry.get("spec_hash") or (md.doc or {}).get("spec_hash") or "—"), str(md.entry.get("checkpoint", "—")),
                        str(md.path) if md.path else "—",
                        _text((md.doc or {}).get("created", "missing" if md.doc is None else "—"))]
                       for md in run.models]
