@@ -107,6 +107,11 @@ def test_as_tensors_converts_uint8_and_falls_back_to_items():
     raw = torch.randint(0, 256, (5, 1, 3, 3), dtype=torch.uint8)
     x, _ = as_tensors(ImageTensorDataset(raw, torch.zeros(5)))
     assert x.dtype == torch.float32 and torch.allclose(x * 255, raw.float())
+    x, _ = as_tensors(Subset(ImageTensorDataset(raw, torch.zeros(5)), [2]))
+    assert torch.allclose(x * 255, raw[[2]].float())
+    doubles = torch.rand(2, 1, 3, 3, dtype=torch.float64)
+    x, _ = as_tensors(TensorDataset(doubles, torch.zeros(2)))
+    assert x.dtype == torch.float32 and torch.allclose(x, doubles.float())
 
     class Plain(torch.utils.data.Dataset):
         def __len__(self):

@@ -44,7 +44,10 @@ class ImageTensorDataset(Dataset):
 
 
 def _to_float(images: torch.Tensor) -> torch.Tensor:
-    return images if images.dtype == torch.float32 else images.float().div_(255.0)
+    """uint8 pixels scaled to [0, 1]; float images (assumed in [0, 1]) as float32."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    return images.float()
 
 
 def as_tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,15 +57,20 @@ def as_tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     answered without a per-item loop; float storage is returned as is (not copied — do not
     modify it in place). Any other dataset is read item by item.
     """
-    if isinstance(dataset, ImageTensorDataset):
-        return dataset.float_images(), dataset.targets
-    if isinstance(dataset, TensorDataset):
-        return dataset.tensors[0], dataset.tensors[1]
     if isinstance(dataset, Subset) and isinstance(dataset.dataset, (ImageTensorDataset, TensorDataset)):
-        index = torch.as_tensor(list(dataset.indices), dtype=torch.long)
-        images, targets = as_tensors(dataset.dataset)
-        return images[index], targets[index]
+        index = torch.as_tensor(dataset.indices, dtype=torch.long)
+        images, targets = _storage(dataset.dataset)
+        return _to_float(images[index]), targets[index]  # index first: convert only the rows kept
+    if isinstance(dataset, (ImageTensorDataset, TensorDataset)):
+        images, targets = _storage(dataset)
+        return _to_float(images), targets
     return _stack_items(dataset)
+
+
+def _storage(dataset: ImageTensorDataset | TensorDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(dataset, ImageTensorDataset):
+        return dataset.images, dataset.targets
+    return dataset.tensors[0], dataset.tensors[1]
 
 
 def _stack_items(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
