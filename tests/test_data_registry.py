@@ -50,6 +50,11 @@ def digits() -> Splits:
     return get_dataset(DataSpec(name="digits", seed=0))
 
 
+def test_names_are_case_insensitive(digits):
+    again = get_dataset(DataSpec(name="Digits"))
+    assert again.info.name == "digits" and torch.equal(as_tensors(again.test)[0], as_tensors(digits.test)[0])
+
+
 def test_digits_split_sizes_info_and_value_range(digits):
     assert (len(digits.train), len(digits.val), len(digits.test)) == (1294, 144, 359)
     info = digits.info

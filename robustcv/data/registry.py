@@ -46,10 +46,11 @@ def list_datasets() -> list[str]:
 
 
 def _resolve(name: str) -> str:
-    if name in _BUILDERS:
-        return name
+    """The registry key for ``name``; names are case-insensitive (a path after a colon is not)."""
+    if name.lower() in _BUILDERS:
+        return name.lower()
     prefix, sep, rest = name.partition(":")
-    family = f"{prefix}:{PATH_PLACEHOLDER}"
+    family = f"{prefix.lower()}:{PATH_PLACEHOLDER}"
     if sep and family in _BUILDERS:
         if not rest.strip():
             raise UserError(f"dataset '{name}' needs a path after the colon, e.g. '{prefix}:./my_images'")
