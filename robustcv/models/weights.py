@@ -86,13 +86,13 @@ def imagenet_state_dict(arch: str) -> StateDict:
 
 def _download(url: str, file: Path, arch: str) -> None:
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
         with urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
             payload = response.read()
     except OSError as exc:  # URLError, timeouts and refused connections are all OSErrors
         raise UserError(f"ImageNet weights for {arch} are not in the torch hub cache and could not be "
                         f"downloaded ({_first_line(exc)}): put {url} at {file}") from None
     _check_hash(payload, file.name, url)
+    file.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=file.parent, delete=False) as tmp:
         tmp.write(payload)
     os.replace(tmp.name, file)
