@@ -226,3 +226,16 @@ def test_bad_results_json_is_one_line_user_error(tmp_path, content):
 def test_unknown_format_is_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown report format pdf"):
         render_report([tmp_path], tmp_path / "out", formats=("pdf",))
+
+
+def test_headline_off_the_grid_falls_back_to_the_largest_eps(tmp_path):
+    from robustcv.report.queries import headline
+
+    run_dir = make_run(tmp_path, "off-grid", "m", adversarial=False, failing_check=False)
+    results = RunResults.load(run_dir / "results.json")
+    results.run["headline_eps"] = 0.15
+    results.save(run_dir / "results.json")
+    (run,) = load_runs([run_dir])
+    h = headline(run, "m", "none")
+    assert h.eps == 0.3
+    assert h.robust == _value(results.records, "m", "none", "robust_accuracy", "worst-case", 0.3)

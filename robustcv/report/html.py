@@ -114,7 +114,8 @@ def _table(table: Table) -> str:
                    for row in table.rows)
     caption = f"<caption>{esc(table.caption)}</caption>" if table.caption else ""
     css = f' class="{esc(table.css)}"' if table.css else ""
-    return f'<div class="scroll"><table{css}>{caption}<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody></table></div>'
+    return (f'<div class="scroll"><table{css}>{caption}<thead><tr>{head}</tr></thead>\n'
+            f"<tbody>\n{rows}</tbody></table></div>")
 
 
 def _cell(cell: Cell) -> str:

@@ -8,8 +8,8 @@ from robustcv.report import plots
 from robustcv.report.document import Alert, Block, Figure, Heading, Image, Table, Text
 from robustcv.report.loading import RunData
 from robustcv.report.queries import (
-    WORST, Headline, class_values, curve_series, failed_checks, fmt_eps, fmt_value, groups, headline, is_natural,
-    verdict,
+    WORST, Headline, class_values, curve_series, failed_checks, fmt_eps, fmt_value, groups, headline, headline_eps,
+    is_natural, verdict,
 )
 
 NOT_MEASURED = "not measured"
@@ -105,15 +105,16 @@ def per_class(ctx: Context) -> list[Block]:
     columns: list[tuple[str, dict[str, float]]] = []
     headers, classes = ["Class"], []
     for run in ctx.runs:
-        if run.headline_eps is None:
+        eps = headline_eps(run)
+        if eps is None:
             continue
         for model, defense in groups(run):
-            attack, values = class_values(run, model, defense, run.headline_eps)
+            attack, values = class_values(run, model, defense, eps)
             if not values:
                 continue
             label = " / ".join(([run.name] if len(ctx.runs) > 1 else []) + [model, defense])
             columns.append((label, values))
-            headers.append(f"{label} ({attack}, eps {fmt_eps(run.headline_eps)})")
+            headers.append(f"{label} ({attack}, eps {fmt_eps(eps)})")
             order = run.classes + sorted(set(values) - set(run.classes))
             classes += [c for c in order if c in values and c not in classes]
     if not columns:

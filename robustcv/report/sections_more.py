@@ -126,9 +126,10 @@ def _model_blocks(ctx: Context, doc: dict[str, Any], index: int) -> list[Block]:
     if settings:
         blocks.append(Table(["Setting", "Value"], [[k, _text(v)] for k, v in settings], caption="Recipe", css="kv"))
     metrics = doc.get("test_metrics") or {}
-    scalars = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float))]
+    scalars = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if scalars:
-        blocks.append(Table(["Test metric", "Value"], [[k, fmt_value(float(v))] for k, v in scalars],
+        blocks.append(Table(["Test metric", "Value"], [[k, str(v) if isinstance(v, int) else fmt_value(v)]
+                                                       for k, v in scalars],
                             caption="Test set", numeric={1}, css="kv"))
     return blocks
 
@@ -138,7 +139,7 @@ def sanity(ctx: Context) -> list[Block]:
     rows: list[list[Cell]] = []
     for run in ctx.runs:
         for c in run.results.sanity_checks:
-            values = "; ".join(f"{k} = {_text(v)}" for k, v in (c.values or {}).items())
+            values = "; ".join(f"{k} = {_text(_rounded(v))}" for k, v in (c.values or {}).items())
             rows.append([run.name, c.model or "all", c.defense, c.name,
                          Badge("PASS" if c.passed else "FAIL", c.passed), c.detail, values])
     if not rows:
@@ -156,24 +157,40 @@ def reproducibility(ctx: Context) -> list[Block]:
         keys = [("created", "Created"), ("seed", "Seed"), ("device", "Device"), ("task", "Task"),
                 ("norm", "Norm"), ("n", "Samples")]
         rows = [[label, _text(info.get(key))] for key, label in keys if key in info]
-        rows.append(["Eps grid", ", ".join(fmt_eps(float(e)) for e in info.get("eps_grid") or [])])
+        grid = [e for e in info.get("eps_grid") or [] if isinstance(e, (int, float))]
+        rows.append(["Eps grid", ", ".join(fmt_eps(float(e)) for e in grid) or "—"])
         rows.append(["Headline eps", fmt_eps(run.headline_eps)])
         if info.get("dataset"):
             rows.append(["Dataset", _text(info["dataset"])])
         rows += [[f"version: {k}", _text(v)] for k, v in (info.get("versions") or {}).items()]
         rows.append(["Run folder", str(run.directory)])
         blocks.append(Table(["Field", "Value"], rows, css="kv"))
-        model_rows = [[md.name, str(md.entry.get("spec_hash") or (md.doc or {}).get("spec_hash") or "—"), str(md.entry.get("checkpoint", "—")),
-                       str(md.path) if md.path else "—",
-                       _text((md.doc or {}).get("created", "missing" if md.doc is None else "—"))]
-                      for md in run.models]
-        if model_rows:
-            blocks.append(Table(["Model", "Spec hash", "Checkpoint", "model.json", "Trained"], model_rows))
+        if run.models:
+            blocks.append(Table(["Model", "Spec hash", "Checkpoint", "model.json", "Trained"],
+                                [_model_row(md) for md in run.models]))
     return blocks
+
+
+def _model_row(md: ModelDoc) -> list[Cell]:
+    doc = md.doc or {}
+    spec_hash = md.entry.get("spec_hash") or doc.get("spec_hash") or "—"
+    trained = doc.get("created", "—") if md.doc is not None else "model.json missing"
+    return [md.name, str(spec_hash), str(md.entry.get("checkpoint") or "—"), str(md.path or "—"), _text(trained)]
 
 
 def _num(value: Any) -> str:
     return fmt_value(float(value)) if isinstance(value, (int, float)) else "—"
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 4 significant digits, inside lists and dicts too (check values can be long)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 def _text(value: Any) -> str:
