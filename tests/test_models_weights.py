@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 from robustcv.models import ModelSpec, build_model
+from robustcv.models.transfer import ARCHS
 from robustcv.tasks import Task
 
 INFO = DataInfo(name="tiny", task=Task.CLASSIFICATION, classes=("a", "b", "c"), channels=3,
@@ -166,3 +167,15 @@ def test_dual_weights_by_name_and_by_directory(tmp_path, reference):
         build_model(ModelSpec("dual:small_cnn+resnet18", weights="vgg16_bn=x.pth"), INFO)
     with pytest.raises(UserError, match="A=SRC,B=SRC"):
         build_model(ModelSpec("dual:small_cnn+resnet18", weights=str(tmp_path / "resnet18.pth")), INFO)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_real_imagenet_weights_load_when_cached(arch, no_network):
+    """Runs only where the torch hub cache holds the real files (e.g. a developer machine)."""
+    url = torchvision.models.get_model_weights(arch).DEFAULT.url
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+    if not os.path.isfile(cached):
+        pytest.skip(f"{cached} not cached")
+    model = build_model(ModelSpec(arch, weights="imagenet"), INFO).eval()
+    assert torch.isfinite(model(torch.rand(2, 3, 32, 32))).all()

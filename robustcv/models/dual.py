@@ -15,7 +15,7 @@ from torch import nn
 from robustcv.errors import UserError
 from robustcv.models.nets import Backbone, ClassifierNet, Head
 from robustcv.models.registry import DUAL_PATTERN, DUAL_PREFIX, get_entry
-from robustcv.models.weights import _SUFFIXES
+from robustcv.models.weights import WEIGHT_SUFFIXES
 
 
 class DualBackbone(Backbone):
@@ -73,7 +73,7 @@ def dual_sources(source: str, names: tuple[str, str]) -> dict[str, str]:
 
 
 def _file_in(directory: Path, name: str) -> str:
-    for suffix in _SUFFIXES:
+    for suffix in WEIGHT_SUFFIXES:
         if (directory / f"{name}{suffix}").is_file():
             return str(directory / f"{name}{suffix}")
     raise UserError(f"no weights for {name} in {directory} (expected {name}.safetensors, {name}.pt or {name}.pth)")

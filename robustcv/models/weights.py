@@ -25,7 +25,7 @@ StateDict = dict[str, torch.Tensor]
 _WRAPPER_PREFIXES = ("module.", "net.", "backbone.", "body.")
 _NEVER_BACKBONE = ("head.", "normalize.")
 _DOWNLOAD_TIMEOUT_S = 20
-_SUFFIXES = (".safetensors", ".pt", ".pth")
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 
 def read_state_dict(path: str | os.PathLike) -> StateDict:
