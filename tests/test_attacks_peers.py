@@ -105,3 +105,24 @@ def test_adapter_targeted_and_errors(digits):
         get_attack("foolbox:LinfPGD", stepz=3)
     with pytest.raises(ValueError, match="L∞ and L2"):
         get_attack("foolbox:L1PGD")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,kwargs,eps", [
+    ("foolbox:L2CarliniWagnerAttack", {"steps": 100, "binary_search_steps": 5}, 1.5),
+    ("foolbox:LInfFMNAttack", {"steps": 50}, 0.15),
+    ("foolbox:LinfDeepFoolAttack", {"steps": 50}, 0.15),
+    ("art:SquareAttack", {"max_iter": 200}, 0.2),
+    ("art:AutoAttack", {}, 0.15),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_slow_adapters(name, kwargs, eps, digits):
+    """Minimal-norm (CW, FMN, DeepFool), black-box (Square) and ensemble (AutoAttack) peers."""
+    model, x, y = digits
+    x, y = x[:50], y[:50]
+    attack = get_attack(name, seed=0, norm="l2" if "L2" in name else "linf", **kwargs) if name.startswith("art") \
+        else get_attack(name, seed=0, **kwargs)
+    x_adv = attack(model, x, y, eps)
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(1) if attack.norm == "linf" else delta.norm(dim=1)
+    assert (size <= eps + 1e-5).all() and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert accuracy(model, x_adv, y) < accuracy(model, x, y) - 0.2
