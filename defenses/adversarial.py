@@ -1,0 +1,191 @@
+"""Training-time defenses: objectives the training loop calls instead of ``loss_fn(model(x), y)``.
+
+An objective is ``obj(model, x, y, loss_fn) -> scalar loss``; the loop calls ``backward`` on it.
+The inner maximization runs with the model in eval mode and its parameters frozen (BatchNorm
+statistics do not drift, no parameter gradients are computed) and leaves the model in the mode
+it found it for the outer loss. Each objective counts the forward and backward passes it causes
+(in full-batch units, the outer backward included) in ``counts``, so FGSM-RS costs 2 and
+PGD-k costs k+1 standard steps.
+
+The inner loops are written here rather than borrowed from ``attacks.PGD``: training needs a
+fixed budget (no early stop), TRADES' near-zero random start and KL loss, and exact pass counts.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from defenses._frozen import eval_frozen
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+KINDS = ("none", "fgsm-rs", "pgd-at", "trades")
+
+
+class AdversarialObjective(Protocol):
+    """``obj(model, x, y, loss_fn) -> loss``: a scalar with gradients on the parameters only."""
+
+    counts: dict[str, float]
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor: ...
+
+
+class _Counted:
+    """Pass counting shared by the objectives: a forward hook on the model for the duration of a
+    call, and a tensor hook on every grad-requiring output for the backward passes."""
+
+    def __init__(self) -> None:
+        self.counts = {"forward": 0.0, "backward": 0.0}
+
+    def reset_counts(self) -> None:
+        """Zero ``counts``."""
+        self.counts = {"forward": 0.0, "backward": 0.0}
+
+    @contextmanager
+    def _counting(self, model: nn.Module, batch: int) -> Iterator[None]:
+        counts = self.counts
+
+        def on_backward(grad: Tensor) -> None:
+            counts["backward"] += grad.shape[0] / batch
+
+        def on_forward(_module, _inputs, out) -> None:
+            counts["forward"] += out.shape[0] / batch
+            if out.requires_grad:
+                out.register_hook(on_backward)
+
+        handle = model.register_forward_hook(on_forward)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+def _project(x: Tensor, x_adv: Tensor, eps: float) -> Tensor:
+    return (x + (x_adv - x).clamp(-eps, eps)).clamp(0, 1)
+
+
+def _ascend(model: nn.Module, x: Tensor, x_start: Tensor, loss: Callable[[Tensor], Tensor], eps: float,
+            steps: int, step_size: float) -> Tensor:
+    """L-inf projected sign-gradient ascent of ``loss(model(x'))`` from ``x_start``; no early stop."""
+    x_adv = _project(x, x_start.detach(), eps)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss(model(x_adv)), x_adv)
+        x_adv = _project(x, x_adv.detach() + step_size * grad.sign(), eps)
+    return x_adv.detach()
+
+
+def _check(eps: float, steps: int, step_size: float | None) -> None:
+    if not eps > 0:
+        raise ValueError(f"adversarial training eps must be > 0, got {eps}")
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"adversarial training steps must be an integer >= 1, got {steps}")
+    if step_size is not None and not step_size > 0:
+        raise ValueError(f"step_size must be > 0, got {step_size}")
+
+
+class FGSMRS(_Counted):
+    """Fast adversarial training (Wong, Rice & Kolter 2020, "Fast is better than free").
+
+    ``delta ~ U[-eps, eps]``, one FGSM step of size ``alpha`` on ``loss_fn``, projection to the
+    eps ball and [0, 1]; the outer loss is ``loss_fn(model(x_adv), y)``. Cost: 2 forward and
+    2 backward passes per batch.
+    """
+
+    def __init__(self, eps: float, alpha: float | None = None) -> None:
+        super().__init__()
+        _check(eps, 1, alpha)
+        self.eps, self.alpha = float(eps), 1.25 * float(eps) if alpha is None else float(alpha)
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
+        """The adversarial batch (detached, within eps of ``x`` and in [0, 1])."""
+        start = x + (torch.rand_like(x) * 2 - 1) * self.eps
+        with eval_frozen(model):
+            return _ascend(model, x, start, lambda z: loss_fn(z, y), self.eps, 1, self.alpha)
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
+        with self._counting(model, x.shape[0]):
+            return loss_fn(model(self.perturb(model, x, y, loss_fn)), y)
+
+
+class PGDAT(_Counted):
+    """PGD adversarial training (Madry et al. 2018): L-inf PGD with a uniform random start,
+    ``steps`` sign steps of ``step_size`` (default ``2.5 * eps / steps``) on ``loss_fn``; the outer
+    loss is ``loss_fn(model(x_adv), y)``. Cost: ``steps + 1`` forward and backward passes.
+    """
+
+    def __init__(self, eps: float, steps: int = 10, step_size: float | None = None) -> None:
+        super().__init__()
+        _check(eps, steps, step_size)
+        self.eps, self.steps = float(eps), int(steps)
+        self.step_size = 2.5 * self.eps / self.steps if step_size is None else float(step_size)
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
+        """The adversarial batch (detached, within eps of ``x`` and in [0, 1])."""
+        start = x + (torch.rand_like(x) * 2 - 1) * self.eps
+        with eval_frozen(model):
+            return _ascend(model, x, start, lambda z: loss_fn(z, y), self.eps, self.steps, self.step_size)
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
+        with self._counting(model, x.shape[0]):
+            return loss_fn(model(self.perturb(model, x, y, loss_fn)), y)
+
+
+def kl_logits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
+    """``KL(softmax(p) || softmax(q))`` over the class dim 1, averaged over everything else
+    (samples, and pixels for segmentation)."""
+    log_p, log_q = F.log_softmax(p_logits, dim=1), F.log_softmax(q_logits, dim=1)
+    return (log_p.exp() * (log_p - log_q)).sum(1).mean()
+
+
+class TRADES(_Counted):
+    """TRADES (Zhang et al. 2019): inner ``max KL(p(x) || p(x'))`` from ``x + 0.001 * N(0, 1)``
+    by ``steps`` L-inf sign steps (default size ``2.5 * eps / steps``); outer
+    ``loss_fn(model(x), y) + beta * KL(p(x) || p(x'))`` with both forwards in train mode
+    (separately, as in the reference code). Cost: ``steps + 3`` forwards (one clean, no grad),
+    ``steps + 2`` backwards.
+    """
+
+    def __init__(self, eps: float, steps: int = 10, beta: float = 6.0, step_size: float | None = None) -> None:
+        super().__init__()
+        _check(eps, steps, step_size)
+        if not beta >= 0:
+            raise ValueError(f"TRADES beta must be >= 0, got {beta}")
+        self.eps, self.steps, self.beta = float(eps), int(steps), float(beta)
+        self.step_size = 2.5 * self.eps / self.steps if step_size is None else float(step_size)
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn | None = None) -> Tensor:
+        """The adversarial batch maximizing the KL to the clean prediction (``y`` unused)."""
+        start = x + 0.001 * torch.randn_like(x)
+        with eval_frozen(model):
+            with torch.no_grad():
+                clean = model(x)
+            return _ascend(model, x, start, lambda z: kl_logits(clean, z), self.eps, self.steps, self.step_size)
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
+        with self._counting(model, x.shape[0]):
+            x_adv = self.perturb(model, x, y)
+            logits = model(x)
+            return loss_fn(logits, y) + self.beta * kl_logits(logits, model(x_adv))
+
+
+def build_objective(kind: str, eps: float, steps: int = 10, beta: float = 6.0,
+                    step_size: float | None = None) -> AdversarialObjective | None:
+    """The objective for ``kind`` in ``KINDS`` (``"none"`` -> None: standard training).
+
+    ``steps`` and ``step_size`` are ignored by ``fgsm-rs`` (one step of ``1.25 * eps``);
+    ``beta`` is used by ``trades`` only.
+    """
+    kind = kind.strip().lower()
+    if kind == "none":
+        return None
+    if kind == "fgsm-rs":
+        return FGSMRS(eps)
+    if kind == "pgd-at":
+        return PGDAT(eps, steps, step_size)
+    if kind == "trades":
+        return TRADES(eps, steps, beta, step_size)
+    raise ValueError(f"unknown adversarial training {kind!r}; choose from: {', '.join(KINDS)}")
