@@ -49,7 +49,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epo
         loss.backward()
         ctx.optimizer.step()
         n_batch = x.shape[0]
-        total_loss += float(loss) * n_batch
+        total_loss += float(loss.detach()) * n_batch
         hits, count = _hits(logits.detach(), hard, ctx.ignore_index)
         correct += hits
         counted += count

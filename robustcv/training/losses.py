@@ -76,6 +76,8 @@ def focal_loss(
             valid = target != ignore_index
             logits, target = logits[valid], target[valid]
         target = F.one_hot(target.long(), num_classes).to(logits.dtype)
+    # like F.cross_entropy(weight=...): normalise by the weight of each sample's (unsmoothed) target
+    denom = (target * weight.to(logits.device, logits.dtype)).sum() if weight is not None else None
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / num_classes
     log_p = F.log_softmax(logits, dim=-1)
@@ -84,8 +86,6 @@ def focal_loss(
         per_class = per_class * (1 - log_p.exp()).pow(gamma)
     if weight is not None:
         per_class = per_class * weight.to(logits.device, logits.dtype)
-        # normalise like F.cross_entropy(weight=...): by the weight of each sample's target.
-        denom = (target * weight.to(logits.device, logits.dtype)).sum()
         return per_class.sum() / denom.clamp_min(1e-12)
     if per_class.shape[0] == 0:
         return logits.sum() * 0.0
