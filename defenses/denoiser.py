@@ -150,6 +150,9 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files 0o600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

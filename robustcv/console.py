@@ -6,6 +6,7 @@ from typing import Iterator, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
 from rich.table import Table
 
 console = Console(stderr=True)
@@ -29,11 +30,11 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
         yield progress
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
-    """A simple rich table; floats are shown with 4 decimals."""
-    out = Table(title=title)
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 4) -> Table:
+    """A compact rich table (fits 80 columns where it can); floats are shown with ``digits`` decimals."""
+    out = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        out.add_column(column)
+        out.add_column(column, overflow="fold")
     for row in rows:
-        out.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+        out.add_row(*[f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row])
     return out

@@ -139,6 +139,13 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
+def _default_file_mode() -> int:
+    """0o666 minus the umask: what ``open()`` would have given (mkstemp makes files 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
     """Write bytes through a temporary file in the same folder and an atomic rename."""
     path = Path(path)
@@ -147,6 +154,7 @@ def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

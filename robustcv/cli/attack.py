@@ -145,7 +145,8 @@ def print_results(results) -> None:
             rows.setdefault((r.defense, r.attack, "adaptive" if r.adaptive else "naive"), {})[r.eps] = r.value
     columns = ["defense", "attack", "mode"] + [f"{e:.4g}" for e in grid]
     body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
-    stdout.print(table(f"robust accuracy ({results.run['norm']}) — {results.run['name']}", columns, body))
+    stdout.print(table(f"robust accuracy ({results.run['norm']}) — {results.run['name']}", columns, body,
+                       digits=3))
     failed = [c for c in results.sanity_checks if not c.passed]
     for check in failed:
         console.print(f"[bold red]SANITY CHECK FAILED[/] {check.defense}: {check.name} — {check.detail}")
