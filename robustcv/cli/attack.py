@@ -137,16 +137,18 @@ def _check_defenses(specs: list[str]) -> None:
 
 
 def print_results(results) -> None:
-    """Robust accuracy per eps: one row per (defense, attack, mode), one column per eps."""
+    """Robust accuracy per eps: one table per defense, a row per (attack, mode), a column per eps."""
     grid = results.run["eps_grid"]
-    rows: dict[tuple, dict[float, float]] = {}
+    by_defense: dict[str, dict[tuple, dict[float, float]]] = {}
     for r in results.records:
         if r.metric == "robust_accuracy" and not r.attack.startswith("natural:"):
-            rows.setdefault((r.defense, r.attack, "adaptive" if r.adaptive else "naive"), {})[r.eps] = r.value
-    columns = ["defense", "attack", "mode"] + [f"{e:.4g}" for e in grid]
-    body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
-    stdout.print(table(f"robust accuracy ({results.run['norm']}) — {results.run['name']}", columns, body,
-                       digits=3))
+            rows = by_defense.setdefault(r.defense, {})
+            rows.setdefault((r.attack, "adaptive" if r.adaptive else "naive"), {})[r.eps] = r.value
+    columns = ["attack", "mode"] + [f"{e:.4g}" for e in grid]
+    stdout.print(f"robust accuracy ({results.run['norm']}) of {results.run['name']}")
+    for defense, rows in by_defense.items():
+        body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
+        stdout.print(table(f"defense: {defense}", columns, body, digits=3))
     failed = [c for c in results.sanity_checks if not c.passed]
     for check in failed:
         console.print(f"[bold red]SANITY CHECK FAILED[/] {check.defense}: {check.name} — {check.detail}")

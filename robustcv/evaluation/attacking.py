@@ -8,7 +8,7 @@ import torch
 from robustcv.errors import UserError
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, OutcomeBuilder
-from robustcv.evaluation.threat import ThreatModel
+from robustcv.evaluation.threat import ThreatModel, judged_elsewhere
 from robustcv.training.loop import predict
 
 
@@ -50,14 +50,15 @@ def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: 
 
 
 def _adversarials(attack, threat: ThreatModel, x, y, target, config: EvalConfig):
-    """Per-eps adversarials: a survivors-only sweep, or independent runs for transfer attacks.
+    """Per-eps adversarials: a survivors-only sweep, or independent runs when judged elsewhere.
 
-    A transfer attack is judged by a different model than the one it fools, so carrying a
-    sample forward once it fools the surrogate would understate it: each eps runs in full.
+    When the attack model is not the judge (a transfer surrogate, a random draw or an EOT
+    average), carrying a sample forward once it fools the attack model would understate the
+    attack: each eps runs in full.
     """
     from attacks import eps_sweep
 
-    if threat.mode != "transfer":
+    if not judged_elsewhere(threat):
         result = eps_sweep(attack, threat.attack_model, x, y, eps_grid=config.eps, target=target)
         return [a.detach() for a in result.x_adv], list(result.seconds), int(result.grad_calls)
     x_advs, seconds = [], []

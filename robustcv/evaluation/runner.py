@@ -21,7 +21,7 @@ from robustcv.evaluation.attacking import build_attack, run_outcome
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, min_eps, worst_case
 from robustcv.evaluation.records import class_records, outcome_records
-from robustcv.evaluation.threat import threat_models
+from robustcv.evaluation.threat import judged_elsewhere, threat_models
 from robustcv.results import MinEps, Record, RunResults
 from robustcv.training.loop import predict
 
@@ -60,14 +60,17 @@ def evaluate_defense(spec: str, model: nn.Module, samples: Samples, config: Eval
     from defenses import parse_defense
 
     defense = parse_defense(spec).to(device)
-    threats = threat_models(spec, defense, model, config.eot_samples)
+    threats = threat_models(spec, defense, model, config.eot_samples, seed=config.seed)
     judge = threats[0].judge
-    clean_pred = predict(judge, samples.x, device).argmax(1)
+    # Judged in the attack loop's batches, so a randomized judge gives each sample the same draw.
+    clean_pred = torch.cat([predict(judge, samples.x[i:i + config.batch_size], device)
+                            for i in range(0, len(samples.x), config.batch_size)]).argmax(1)
     run = DefenseRun(spec, clean_pred == samples.y, judge=judge)
     for attack_name in config.attacks:
         for threat in threats:
-            # A transfer attack keeps pushing after fooling its surrogate: that transfers better.
-            overrides = {"early_stop": False} if threat.mode == "transfer" and attack_name == "pgd" else {}
+            # Keep pushing after the attack model is fooled when it is not the judge (see
+            # ``threat.judged_elsewhere``): a barely-fooled point rarely fools the judge.
+            overrides = {"early_stop": False} if judged_elsewhere(threat) and attack_name == "pgd" else {}
             attack = build_attack(attack_name, config, **overrides)
             label = f"{spec} · {attack_name} · {threat.mode}"
             run.outcomes.append(run_outcome(attack, attack_name, threat, samples, config, device, progress, label))

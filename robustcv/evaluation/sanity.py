@@ -6,23 +6,30 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from attacks.pgd import STEP_FACTOR
 from robustcv.evaluation.config import SANITY_EPS, EvalConfig
 from robustcv.evaluation.outcome import Outcome
 from robustcv.results import SanityCheck
 from robustcv.training.loop import predict
 
 BOUND_TOLERANCE = 1e-5
-RANDOMIZED_TOLERANCE = 0.05  # a randomized defense judges each point with a fresh draw
+RANDOMIZED_TOLERANCE = 0.05  # attacks on a randomized defense follow random gradients
+# Two attacks fool different samples; an adaptive attack within one point of the naive one on some
+# eps is not broken (the reported figure is the per-sample worst case over both anyway).
+ADAPTIVE_TOLERANCE = 0.01
 
 
 def outcome_checks(model: str, defense: str, outcomes: Sequence[Outcome], clean_acc: float,
                    worst: Outcome, randomized: bool) -> list[SanityCheck]:
     """Checks that need only the measured outcomes of one defense."""
     tol = RANDOMIZED_TOLERANCE if randomized else 0.0
-    checks = [_bounds(model, defense, outcomes), _eps_zero(model, defense, worst, clean_acc, tol)]
-    checks += _pgd_vs_fgsm(model, defense, outcomes, tol)
+    checks = [_bounds(model, defense, outcomes), _eps_zero(model, defense, worst, clean_acc)]
+    # Single-draw PGD on a randomized defense follows one random gradient per step and is known to
+    # be weak (the reason for EOT); the PGD-vs-FGSM rule is checked on the modes that count.
+    counted = [o for o in outcomes if o.extra.get("mode") != "single-draw"]
+    checks += _pgd_vs_fgsm(model, defense, counted, tol)
     if defense != "none":
-        checks.append(_adaptive_vs_naive(model, defense, outcomes, tol))
+        checks.append(_adaptive_vs_naive(model, defense, outcomes, max(tol, ADAPTIVE_TOLERANCE)))
     return checks
 
 
@@ -37,9 +44,10 @@ def _bounds(model: str, defense: str, outcomes: Sequence[Outcome]) -> SanityChec
                        {"max_violation": worst})
 
 
-def _eps_zero(model: str, defense: str, worst: Outcome, clean_acc: float, tol: float) -> SanityCheck:
+def _eps_zero(model: str, defense: str, worst: Outcome, clean_acc: float) -> SanityCheck:
+    # Exact even for randomized defenses: their judge uses the same draws for clean and eps 0.
     at_zero = float(worst.correct[0].float().mean()) if worst.eps[0] == 0 else None
-    passed = at_zero is None or abs(at_zero - clean_acc) <= tol + 1e-9
+    passed = at_zero is None or abs(at_zero - clean_acc) <= 1e-9
     shown = "not on the grid" if at_zero is None else f"{at_zero:.4f}"
     return SanityCheck("robust accuracy at eps 0 equals clean accuracy", passed,
                        f"eps 0: {shown}, clean: {clean_acc:.4f}", model, defense,
@@ -69,8 +77,8 @@ def _adaptive_vs_naive(model: str, defense: str, outcomes: Sequence[Outcome], to
 
     adaptive, naive = folded(True), folded(False)
     bad = [e for e, a, n in zip(outcomes[0].eps, adaptive, naive) if a > n + tol + 1e-9]
-    detail = "adaptive attack at least as strong as naive" if not bad else (
-        f"adaptive attack weaker than naive at eps {bad}: the evaluation may be unreliable")
+    detail = f"adaptive attack at least as strong as naive (within {tol:g})" if not bad else (
+        f"adaptive attack more than {tol:g} weaker than naive at eps {bad}: the evaluation may be unreliable")
     return SanityCheck("adaptive attack at least as strong as naive", not bad, detail, model, defense,
                        {"eps": outcomes[0].eps, "adaptive": adaptive, "naive": naive})
 
@@ -90,14 +98,21 @@ def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch
 
 
 def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, judge: nn.Module, x: torch.Tensor,
-                     y: torch.Tensor, config: EvalConfig, device: torch.device, tol: float) -> SanityCheck:
-    """PGD with 4x the steps at the headline eps must not leave the model *more* accurate."""
+                     y: torch.Tensor, config: EvalConfig, device: torch.device, tol: float,
+                     early_stop: bool = True) -> SanityCheck:
+    """PGD with 4x the steps at the headline eps must not leave the model *more* accurate.
+
+    Both runs use the step size of the shorter one and the same random start, so the longer run
+    continues the shorter one: on a deterministic model it can only fool more samples, and a much
+    lower accuracy says the configured attack had not converged.
+    """
     from attacks import PGD
 
     accs = {}
+    step_size = config.step_size or STEP_FACTOR * config.headline_eps / config.steps
     for steps in (config.steps, 4 * config.steps):
-        attack = PGD(norm=config.norm, steps=steps, restarts=config.restarts, loss=config.loss,
-                     random_start=True, seed=config.seed)
+        attack = PGD(norm=config.norm, steps=steps, step_size=step_size, restarts=config.restarts,
+                     loss=config.loss, random_start=True, seed=config.seed, early_stop=early_stop)
         x_adv = attack(attack_model, x.to(device), y.to(device), config.headline_eps)
         accs[steps] = float((predict(judge, x_adv, device).argmax(1) == y).float().mean())
     base, more = accs[config.steps], accs[4 * config.steps]

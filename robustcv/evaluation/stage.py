@@ -82,7 +82,7 @@ def sanity_checks(model_name: str, model, runs: list[DefenseRun], samples: Sampl
         checks += outcome_checks(model_name, run.spec, run.outcomes, clean, run.worst, randomized)
         strongest = _adaptive_threat(run, model, config)
         checks.append(more_steps_check(model_name, run.spec, strongest, run.judge, x, y, config, device,
-                                       tol=RANDOMIZED_TOLERANCE if randomized else 0.0))
+                                       tol=RANDOMIZED_TOLERANCE if randomized else 0.0, early_stop=not randomized))
     return checks
 
 
@@ -97,7 +97,7 @@ def _adaptive_threat(run: DefenseRun, model, config: EvalConfig):
 
     from robustcv.evaluation.threat import threat_models
 
-    threats = threat_models(run.spec, parse_defense(run.spec), model, config.eot_samples)
+    threats = threat_models(run.spec, parse_defense(run.spec), model, config.eot_samples, seed=config.seed)
     return next((t for t in threats if t.adaptive), threats[0]).attack_model
 
 

@@ -8,12 +8,16 @@
 - randomized: naive = a single random draw per gradient; adaptive = EOT over N draws (with BPDA
   inside when the transform is not differentiable).
 
-Adversarials are always *judged* by the real defended model.
+Adversarials are always *judged* by the real defended model. A randomized one judges with a
+fixed draw (``FixedDrawJudge``): the sample in the same batch position sees the same randomness at
+every judgment, so the clean point, every attack and every eps are judged alike, and the per-sample
+worst case across attacks measures the attacks, not luck in the judge's draws.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -27,7 +31,31 @@ class ThreatModel:
     judge: nn.Module  # the real defended model that decides success
 
 
-def threat_models(defense_spec: str, defense, model: nn.Module, eot_samples: int) -> list[ThreatModel]:
+def judged_elsewhere(threat: ThreatModel) -> bool:
+    """Whether fooling the attack model does not mean fooling the judge: transfer surrogates and
+    randomized defenses (one draw, or the EOT average, against the judge's own draw)."""
+    return threat.mode in ("transfer", "single-draw", "eot")
+
+
+class FixedDrawJudge(nn.Module):
+    """A randomized defended model that reseeds torch's RNG at every call (inside ``fork_rng``,
+    so nobody else's randomness moves): the same batch gets the same draws every time."""
+
+    randomized = True
+
+    def __init__(self, defended: nn.Module, seed: int) -> None:
+        super().__init__()
+        self.defended = defended
+        self.seed = seed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            return self.defended(x)
+
+
+def threat_models(defense_spec: str, defense, model: nn.Module, eot_samples: int, seed: int = 0) -> list[ThreatModel]:
     """The naive and adaptive threat models for one defense in front of ``model``."""
     from defenses import DefendedModel, bpda_model, eot_model
 
@@ -35,8 +63,9 @@ def threat_models(defense_spec: str, defense, model: nn.Module, eot_samples: int
         return [ThreatModel("direct", False, model, model)]
     defended = DefendedModel(defense, model)
     if defense.randomized:
-        return [ThreatModel("single-draw", False, defended, defended),
-                ThreatModel("eot", True, eot_model(defended, samples=eot_samples), defended)]
+        judge = FixedDrawJudge(defended, seed)
+        return [ThreatModel("single-draw", False, defended, judge),
+                ThreatModel("eot", True, eot_model(defended, samples=eot_samples), judge)]
     naive = ThreatModel("transfer", False, model, defended)
     if defense.differentiable:
         return [naive, ThreatModel("white-box", True, defended, defended)]
