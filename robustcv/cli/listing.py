@@ -12,6 +12,8 @@ from robustcv.training.recipe import ADV_TRAIN, LOSSES, OPTIMIZERS, SCHEDULES
 def list_command() -> None:
     """List datasets, models, recipes, attacks and defenses."""
     from attacks import list_attacks
+
+    from robustcv.evaluation.config import NATURAL_KINDS
     from defenses import list_defenses
     from robustcv.data import list_datasets
     from robustcv.models import list_models
@@ -25,7 +27,8 @@ def list_command() -> None:
         ("losses", ", ".join(LOSSES)),
         ("augmentation", "; ".join(f"{k}: {v}" for k, v in POLICY_HELP.items()) + "; plus --mixup/--cutmix"),
         ("adversarial training", ", ".join(ADV_TRAIN)),
-        ("attacks", ", ".join(list_attacks())),
+        ("attacks", ", ".join(list_attacks() + ["foolbox:<AttackName>", "art:<AttackName>"])),
+        ("natural sweeps", ", ".join(NATURAL_KINDS)),
         ("defenses", ", ".join(list_defenses())),
     ]
     stdout.print(table("robustcv knows", ("kind", "names"), rows))
