@@ -11,10 +11,13 @@ from torch import nn
 def eval_frozen(model: nn.Module) -> Iterator[nn.Module]:
     """``model.eval()`` and ``requires_grad_(False)`` on every parameter; both restored on exit.
 
-    Local twin of ``attacks.eval_frozen`` so that training objectives do not depend on an
-    attack implementation detail.
+    The ``training`` flag of every submodule is restored, not just the top one: under a freeze
+    plan the frozen backbone is in eval mode inside a training model, and ``model.train(True)``
+    would put its BatchNorm layers back in train mode, so the outer loss would update their
+    running statistics. Local twin of ``attacks.eval_frozen`` so that training objectives do not
+    depend on an attack implementation detail.
     """
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     for p, _ in flags:
@@ -24,4 +27,5 @@ def eval_frozen(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
