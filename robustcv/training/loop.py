@@ -68,9 +68,23 @@ def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: EpochCo
         logits = model(x)
         return ctx.loss_fn(logits, y), logits
     loss = ctx.objective(model, x, y, ctx.loss_fn)
-    with torch.no_grad():
-        logits = model(x)
-    return loss, logits
+    return loss, _clean_logits(model, x)
+
+
+def _clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Clean-batch logits for the train-accuracy count only, so they must not change the model:
+    in eval mode (a train-mode forward would fold the clean batch into BatchNorm's running
+    statistics, which adversarial training should estimate on the adversarial batches), with
+    every module's train/eval flag restored afterwards (a freeze plan's frozen backbone stays
+    in eval mode)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _hits(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None) -> tuple[float, int]:
