@@ -77,6 +77,9 @@ class Recipe:
             raise ValueError("mixup and cutmix alphas must be >= 0")
         if self.adv_train != "none" and self.train_eps <= 0:
             raise ValueError(f"--adv-train {self.adv_train} needs --train-eps > 0")
+        if self.monitor == "val_robust_accuracy" and self.adv_train == "none":
+            raise ValueError("--monitor val_robust_accuracy needs --adv-train (robust validation "
+                             "accuracy is measured at --train-eps during adversarial training only)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
