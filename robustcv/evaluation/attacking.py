@@ -17,17 +17,24 @@ def build_attack(name: str, config: EvalConfig, **overrides):
     from attacks import get_attack
 
     targeted = config.targeted != "none"
-    native = {"norm": config.norm, "loss": config.loss, "targeted": targeted}
-    if name == "pgd":
-        native.update(steps=config.steps, step_size=config.step_size, restarts=config.restarts,
-                      seed=config.seed)
-    if name not in ("fgsm", "pgd"):
-        native = {}
-    native.update(overrides)
+    if name in ("fgsm", "pgd"):
+        kwargs = {"norm": config.norm, "loss": config.loss, "targeted": targeted}
+        if name == "pgd":
+            kwargs.update(steps=config.steps, step_size=config.step_size, restarts=config.restarts,
+                          seed=config.seed)
+        kwargs.update(overrides)
+    elif name.startswith("art:"):  # ART takes our norm; foolbox attacks carry their own
+        kwargs = {"norm": config.norm, "targeted": targeted, "seed": config.seed}
+    else:
+        kwargs = {"targeted": targeted, "seed": config.seed}
     try:
-        return get_attack(name, **native)
+        attack = get_attack(name, **kwargs)
     except (ValueError, ImportError) as exc:
         raise UserError(f"attack {name!r}: {exc}") from None
+    if attack.norm.value != config.norm:
+        raise UserError(f"attack {name!r} measures {attack.norm.value} perturbations but the run uses "
+                        f"--norm {config.norm}: pick an attack of that norm or change --norm")
+    return attack
 
 
 def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: EvalConfig,
