@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from defenses._frozen import eval_frozen
+from attacks.frozen import eval_frozen
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 KINDS = ("none", "fgsm-rs", "pgd-at", "trades")

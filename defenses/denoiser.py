@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from defenses._frozen import eval_frozen
+from attacks.frozen import eval_frozen
 from defenses.base import InputDefense
 
 WEIGHTS, SIDECAR, FORMAT = "denoiser.safetensors", "denoiser.json", "robustcv-denoiser/1"
