@@ -34,7 +34,8 @@ def save_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.
     adv_p = torch.softmax(predict(judge, x_adv[idx], device), 1)
     items = []
     for row, i in enumerate(idx.tolist()):
-        stem = f"examples/{meta['defense']}_{meta['attack']}_{i}".replace(":", "-").replace("/", "-")
+        name = f"{meta['defense']}_{meta['attack']}_{i}".replace(":", "-").replace("/", "-")
+        stem = f"examples/{name}"  # sanitize the name only: the folder's slash must stay
         delta = x_adv[i] - x[i]
         scale = float(delta.abs().max()) or 1.0
         paths = {}
