@@ -50,8 +50,36 @@ class ConfigCommand(click.Command):
     def make_context(self, info_name, args, parent=None, **extra):
         config_path = _peek_option(args, "--config")
         if config_path is not None:
-            extra["default_map"] = _read_config(config_path)
+            extra["default_map"] = self._config_defaults(config_path)
         return super().make_context(info_name, args, parent=parent, **extra)
+
+    def _config_defaults(self, path: str) -> dict[str, Any]:
+        """The file's keys mapped to parameter names; a key no option takes is an error.
+
+        A key may be spelled like the long flag (``eps``, ``eval-batch-size``) or like the
+        parameter (``eps_text``); click would silently ignore a ``default_map`` key it does not
+        know, so a typo or a flag spelling (``--eps`` is ``eps_text`` inside) would be dropped.
+        """
+        names: dict[str, str] = {}
+        for param in self.params:
+            if not isinstance(param, click.Option) or not param.expose_value:
+                continue
+            names[param.name] = param.name
+            for flag in param.opts:
+                if flag.startswith("--"):
+                    names[flag[2:].replace("-", "_")] = param.name
+        mapped, unknown = {}, []
+        for key, value in _read_config(path).items():
+            if key in names:
+                # ``"eps": [0, 0.1]`` reads naturally in JSON; the options take comma-separated text
+                mapped[names[key]] = ",".join(str(v) for v in value) if isinstance(value, list) else value
+            else:
+                unknown.append(key)
+        if unknown:
+            raise click.BadParameter(f"config file {path} has unknown keys {sorted(unknown)}; keys are long "
+                                     "option names without the dashes, e.g. \"n\" or \"eval-batch-size\"",
+                                     param_hint="--config")
+        return mapped
 
 
 def _peek_option(args: list[str], name: str) -> str | None:
@@ -68,12 +96,13 @@ def _read_config(path: str) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise click.BadParameter(f"config file {path} not found", param_hint="--config") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise click.BadParameter(f"config file {path} is not valid JSON: {exc}", param_hint="--config") from None
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read config file {path}: {exc.strerror}", param_hint="--config") from None
     if not isinstance(data, dict):
         raise click.BadParameter(f"config file {path} must hold a JSON object", param_hint="--config")
-    renamed = {"model": "model_name"}
-    return {renamed.get(k, k.replace("-", "_")): v for k, v in data.items()}
+    return {k.replace("-", "_"): v for k, v in data.items()}
 
 
 def config_option(f: Callable) -> Callable:
