@@ -119,11 +119,24 @@ def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
     if "none" not in defenses:
         defenses.insert(0, "none")
     _check_defenses(defenses)
-    return EvalConfig(attacks=_split(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
-                      steps=params["steps"], step_size=params["step_size"], restarts=params["restarts"],
-                      loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
-                      eot_samples=params["eot_samples"], natural=natural, n=params["n"],
-                      batch_size=params["eval_batch_size"], seed=params["seed"])
+    config = EvalConfig(attacks=_split(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
+                        steps=params["steps"], step_size=params["step_size"], restarts=params["restarts"],
+                        loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
+                        eot_samples=params["eot_samples"], natural=natural, n=params["n"],
+                        batch_size=params["eval_batch_size"], seed=params["seed"])
+    _check_before_writing(config)
+    return config
+
+
+def _check_before_writing(config: EvalConfig) -> None:
+    """Refuse a bad grid or attack name now: with ``--force`` the old run is deleted before the
+    stage starts, so a mistake found inside the stage would lose it for nothing."""
+    from robustcv.evaluation.attacking import build_attack
+    from robustcv.evaluation.runner import check_config
+
+    check_config(config)
+    for name in config.attacks:
+        build_attack(name, config)
 
 
 def _check_defenses(specs: list[str]) -> None:

@@ -130,6 +130,8 @@ def check_config(config: EvalConfig) -> None:
         raise UserError("--eps values must be distinct and ascending")
     if config.norm == "linf" and config.eps[-1] > 1:
         raise UserError(f"--eps {config.eps[-1]} is larger than the whole [0, 1] pixel range")
+    if not config.attacks:
+        raise UserError("--attack needs at least one attack, e.g. fgsm,pgd")
     if config.n < 1 or config.batch_size < 1 or config.steps < 1:
         raise UserError("--n, --batch-size and --steps must be at least 1")
 
