@@ -174,7 +174,7 @@ run_options = _stack(
     click.option("--device", type=_choice(DEVICE_CHOICES), default="auto", show_default=True),
     click.option("--models-dir", type=click.Path(file_okay=False), default="./models", show_default=True),
     click.option("--force", is_flag=True, help="Replace existing outputs."),
-    click.option("--quiet", is_flag=True, help="No progress bars."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
 )
 
 _RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "optimizer", "lr", "momentum",
