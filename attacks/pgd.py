@@ -92,9 +92,11 @@ class PGD(Attack):
         """One PGD run. Works on the compacted active subset; fooled samples are written out."""
         step = self.step_size if self.step_size is not None else STEP_FACTOR * eps / self.steps
         out, idx, x0, lab = x.clone(), None, x, labels
-        xa = x0
+        xa = x0.clone()  # stepped in place below: never an alias of the caller's tensor
         if self.random_start:
             xa = (x0 + norms.random_start(self.norm, x0, eps, generator)).clamp(0.0, 1.0)
+        # L-inf: the eps ball intersected with [0, 1] is a box, computed once.
+        box = ((x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)) if self.norm is Norm.LINF else None
         for _ in range(self.steps):
             xa = xa.detach().requires_grad_(True)
             logits = model(xa)
@@ -107,9 +109,10 @@ class PGD(Attack):
                     out[idx[done]] = xa[done]
                     keep = ~done
                     idx, xa, x0, lab, grad = idx[keep], xa[keep], x0[keep], lab[keep], grad[keep]
+                    box = None if box is None else (box[0][keep], box[1][keep])
                     if idx.numel() == 0:
                         return out
-            xa = self._step(xa, x0, grad, eps, step)
+            xa = self._step(xa, x0, grad, eps, step) if box is None else self._box_step(xa, grad, box, step)
         if idx is None:
             return xa
         out[idx] = xa
@@ -121,6 +124,13 @@ class PGD(Attack):
         direction = norms.normalize(self.norm, grad)
         xa = xa - step * direction if self.targeted else xa + step * direction
         return (x0 + norms.project(self.norm, xa - x0, eps)).clamp_(0.0, 1.0)
+
+    def _box_step(self, xa: torch.Tensor, grad: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor],
+                  step: float) -> torch.Tensor:
+        """The L-inf step of ``_step`` in place: sign step, then clip to the precomputed box
+        (the same point: clamping to eps around x0 and to [0, 1] is clamping to the box)."""
+        xa.add_(grad.sign_(), alpha=-step if self.targeted else step)
+        return torch.minimum(torch.maximum(xa, box[0], out=xa), box[1], out=xa)
 
     def _repr_args(self) -> dict:
         return {**super()._repr_args(), "steps": self.steps, "step_size": self.step_size,
