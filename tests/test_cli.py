@@ -383,7 +383,6 @@ def test_console_script_end_to_end(trained, tmp_path):
 # 3. adapter attacks land in results.json like native ones
 
 
-@pytest.mark.slow
 def test_foolbox_and_art_attacks_through_the_cli(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     pytest.importorskip("foolbox")
@@ -460,7 +459,6 @@ def test_train_twice_trains_once(trained, capsys):
     assert weights.stat().st_mtime_ns == before
 
 
-@pytest.mark.slow
 def test_denoiser_train_then_attack(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "train", "--denoiser-for", trained, "--epochs", "1", "--models-dir",
