@@ -156,7 +156,8 @@ def print_results(results) -> None:
     for r in results.records:
         if r.metric == "robust_accuracy" and not r.attack.startswith("natural:"):
             rows = by_defense.setdefault(r.defense, {})
-            rows.setdefault((r.attack, "adaptive" if r.adaptive else "naive"), {})[r.eps] = r.value
+            mode = "all" if r.attack == "worst-case" else ("adaptive" if r.adaptive else "naive")
+            rows.setdefault((r.attack, mode), {})[r.eps] = r.value
     columns = ["attack", "mode"] + [f"{e:.4g}" for e in grid]
     stdout.print(f"robust accuracy ({results.run['norm']}) of {results.run['name']}")
     for defense, rows in by_defense.items():
