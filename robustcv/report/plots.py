@@ -112,6 +112,11 @@ def min_eps_histogram(grid: Sequence[float], columns: Sequence[tuple[str, list[f
     return save_figure(fig, path)
 
 
+# What each natural sweep's parameter measures (attacks/natural.py).
+NATURAL_UNITS = {"translate": "shift (pixels)", "rotate": "rotation (± degrees)", "noise": "Gaussian noise σ",
+                 "blur": "blur σ (pixels)", "brightness": "brightness ± delta"}
+
+
 def natural_sweeps(by_kind: dict[str, list[Series]], path: Path, ylabel: str = "accuracy") -> Path:
     """One small panel per transformation kind, accuracy against the transform's parameter.
 
@@ -126,10 +131,10 @@ def natural_sweeps(by_kind: dict[str, list[Series]], path: Path, ylabel: str = "
     for ax, kind in zip(axes.flat, kinds):
         series = by_kind[kind]
         for s, style in zip(series, _styles(series)):
-            name = s.label.rsplit(" / ", 1)[0] if " / " in s.label else kind
             (line,) = ax.plot(s.x, s.y, **style)
-            legend.setdefault(name, line)
-        ax.set(title=_mpl(kind), xlabel="parameter", ylabel=ylabel, ylim=(-0.02, 1.02))
+            if " / " in s.label:  # one curve per group: a legend only when there are groups
+                legend.setdefault(s.label.rsplit(" / ", 1)[0], line)
+        ax.set(title=_mpl(kind), xlabel=NATURAL_UNITS.get(kind, "parameter"), ylabel=ylabel, ylim=(-0.02, 1.02))
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(kinds):]:
