@@ -43,7 +43,7 @@ def _eps_ticks(ax, xs: Sequence[float]) -> None:
 
 
 def _legend(ax, count: int) -> None:
-    if count > 6:
+    if count > 3:  # beside the axes: inside, several entries would hide the curves
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     elif count:
         ax.legend(fontsize=8)
