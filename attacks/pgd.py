@@ -26,7 +26,10 @@ class PGD(Attack):
         norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
         steps (int): gradient steps per restart. Default: ``10``.
         step_size (float | None): absolute step size in pixel units; ``None`` means
-            ``2.5 * eps / steps``, so ``steps`` steps can cross the ball and back. Default: ``None``.
+            ``rel_step_size * eps`` when that is given, else ``2.5 * eps / steps``, so ``steps``
+            steps can cross the ball and back. Default: ``None``.
+        rel_step_size (float | None): step size as a fraction of each call's eps (like foolbox's
+            ``rel_stepsize``); it follows eps through a sweep. Default: ``None``.
         random_start (bool): start uniformly inside the eps ball. Default: ``True``.
         restarts (int): independent runs; per sample the best is kept (a success, else the
             highest loss, lowest when targeted). Samples already fooled are not restarted. Default: ``1``.
@@ -52,17 +55,19 @@ class PGD(Attack):
     """
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 10, step_size: float | None = None,
-                 random_start: bool = True, restarts: int = 1, loss: str | LossFn = "ce",
+                 rel_step_size: float | None = None, random_start: bool = True, restarts: int = 1, loss: str | LossFn = "ce",
                  targeted: bool = False, early_stop: bool = True, ignore_index: int | None = None,
                  seed: int | None = None, success: SuccessFn | None = None) -> None:
         super().__init__(norm=norm, loss=loss, targeted=targeted, ignore_index=ignore_index,
                          seed=seed, success=success)
         if int(steps) < 1 or int(restarts) < 1:
             raise ValueError(f"steps and restarts must be >= 1, got steps={steps}, restarts={restarts}")
-        if step_size is not None and not float(step_size) > 0:
-            raise ValueError(f"step_size must be > 0 or None, got {step_size}")
+        for name, value in (("step_size", step_size), ("rel_step_size", rel_step_size)):
+            if value is not None and not float(value) > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value}")
         self.steps, self.restarts = int(steps), int(restarts)
         self.step_size = None if step_size is None else float(step_size)
+        self.rel_step_size = None if rel_step_size is None else float(rel_step_size)
         self.random_start, self.early_stop = bool(random_start), bool(early_stop)
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
@@ -90,7 +95,7 @@ class PGD(Attack):
     def _descend(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
                  generator: torch.Generator | None) -> torch.Tensor:
         """One PGD run. Works on the compacted active subset; fooled samples are written out."""
-        step = self.step_size if self.step_size is not None else STEP_FACTOR * eps / self.steps
+        step = self.step_for(eps)
         out, idx, x0, lab = x.clone(), None, x, labels
         xa = x0.clone()  # stepped in place below: never an alias of the caller's tensor
         if self.random_start:
@@ -125,6 +130,14 @@ class PGD(Attack):
         xa = xa - step * direction if self.targeted else xa + step * direction
         return (x0 + norms.project(self.norm, xa - x0, eps)).clamp_(0.0, 1.0)
 
+    def step_for(self, eps: float) -> float:
+        """The step size used at ``eps``."""
+        if self.step_size is not None:
+            return self.step_size
+        if self.rel_step_size is not None:
+            return self.rel_step_size * eps
+        return STEP_FACTOR * eps / self.steps
+
     def _box_step(self, xa: torch.Tensor, grad: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor],
                   step: float) -> torch.Tensor:
         """The L-inf step of ``_step`` in place: sign step, then clip to the precomputed box
@@ -134,5 +147,6 @@ class PGD(Attack):
 
     def _repr_args(self) -> dict:
         return {**super()._repr_args(), "steps": self.steps, "step_size": self.step_size,
+                "rel_step_size": self.rel_step_size,
                 "random_start": self.random_start, "restarts": self.restarts,
                 "early_stop": self.early_stop, "seed": self.seed}

@@ -42,7 +42,9 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--headline-eps", type=FRACTION, default=None, help="The eps the summary quotes.")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--step-size", type=FRACTION, default=None, help="PGD step size (default: 2.5 * eps / steps).")
+@click.option("--step-size", type=FRACTION, default=None, help="PGD step size (default: --rel-step-size x eps).")
+@click.option("--rel-step-size", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
+              help="PGD step as a fraction of each eps, used when --step-size is not given.")
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--attack-loss", "attack_loss", type=click.Choice(["ce", "margin"]), default="ce", show_default=True)
 @click.option("--targeted", default="none", show_default=True, help="none | random | least-likely | CLASS_INDEX")
@@ -120,7 +122,8 @@ def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
         defenses.insert(0, "none")
     _check_defenses(defenses)
     config = EvalConfig(attacks=_split(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
-                        steps=params["steps"], step_size=params["step_size"], restarts=params["restarts"],
+                        steps=params["steps"], step_size=params["step_size"],
+                        rel_step_size=params["rel_step_size"], restarts=params["restarts"],
                         loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
                         eot_samples=params["eot_samples"], natural=natural, n=params["n"],
                         batch_size=params["eval_batch_size"], seed=params["seed"])

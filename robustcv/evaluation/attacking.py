@@ -20,8 +20,8 @@ def build_attack(name: str, config: EvalConfig, **overrides):
     if name in ("fgsm", "pgd"):
         kwargs = {"norm": config.norm, "loss": config.loss, "targeted": targeted}
         if name == "pgd":
-            kwargs.update(steps=config.steps, step_size=config.step_size, restarts=config.restarts,
-                          seed=config.seed)
+            kwargs.update(steps=config.steps, step_size=config.step_size, rel_step_size=config.rel_step_size,
+                          restarts=config.restarts, seed=config.seed)
         kwargs.update(overrides)
     elif name.startswith("art:"):  # ART takes our norm; foolbox attacks carry their own
         kwargs = {"norm": config.norm, "targeted": targeted, "seed": config.seed}

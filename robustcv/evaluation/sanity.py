@@ -6,7 +6,6 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from attacks.pgd import STEP_FACTOR
 from robustcv.evaluation.config import SANITY_EPS, EvalConfig
 from robustcv.evaluation.outcome import Outcome
 from robustcv.results import SanityCheck
@@ -109,7 +108,7 @@ def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, jud
     from attacks import PGD
 
     accs = {}
-    step_size = config.step_size or STEP_FACTOR * config.headline_eps / config.steps
+    step_size = config.step_size or config.rel_step_size * config.headline_eps
     for steps in (config.steps, 4 * config.steps):
         attack = PGD(norm=config.norm, steps=steps, step_size=step_size, restarts=config.restarts,
                      loss=config.loss, random_start=True, seed=config.seed, early_stop=early_stop)
