@@ -73,7 +73,8 @@ def evaluate_defense(spec: str, model: nn.Module, samples: Samples, config: Eval
             overrides = {"early_stop": False} if judged_elsewhere(threat) and attack_name == "pgd" else {}
             attack = build_attack(attack_name, config, **overrides)
             label = f"{spec} · {attack_name} · {threat.mode}"
-            run.outcomes.append(run_outcome(attack, attack_name, threat, samples, config, device, progress, label))
+            name = attack_name + threat.suffix
+            run.outcomes.append(run_outcome(attack, name, threat, samples, config, device, progress, label))
     run.worst = worst_case(run.outcomes)
     return run
 

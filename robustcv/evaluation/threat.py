@@ -29,12 +29,30 @@ class ThreatModel:
     adaptive: bool
     attack_model: nn.Module  # the model the attack's gradients come from
     judge: nn.Module  # the real defended model that decides success
+    suffix: str = ""  # appended to the attack's name when a defense has two adaptive modes
 
 
 def judged_elsewhere(threat: ThreatModel) -> bool:
     """Whether fooling the attack model does not mean fooling the judge: transfer surrogates and
     randomized defenses (one draw, or the EOT average, against the judge's own draw)."""
     return threat.mode in ("transfer", "single-draw", "eot")
+
+
+class IdentityBPDA(nn.Module):
+    """The defended model with the transform's backward pass replaced by the identity (BPDA with
+    the identity surrogate, Athalye et al. 2018): the attack that broke learned denoisers whose
+    own gradients are unhelpful."""
+
+    def __init__(self, defended: nn.Module) -> None:
+        super().__init__()
+        self.defended = defended
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        from defenses.base import forward_as
+
+        with torch.no_grad():
+            cleaned = self.defended.defense(x)
+        return self.defended.model(forward_as(x, cleaned))
 
 
 class FixedDrawJudge(nn.Module):
@@ -68,5 +86,9 @@ def threat_models(defense_spec: str, defense, model: nn.Module, eot_samples: int
                 ThreatModel("eot", True, eot_model(defended, samples=eot_samples), judge)]
     naive = ThreatModel("transfer", False, model, defended)
     if defense.differentiable:
-        return [naive, ThreatModel("white-box", True, defended, defended)]
+        threats = [naive, ThreatModel("white-box", True, defended, defended)]
+        if getattr(defense, "name", "") == "denoiser":  # deep denoisers can mask gradients
+            threats.append(ThreatModel("bpda-identity", True, IdentityBPDA(defended), defended,
+                                       suffix="+bpda-identity"))
+        return threats
     return [naive, ThreatModel("bpda", True, bpda_model(defended), defended)]
