@@ -13,6 +13,7 @@ from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_o
                                   run_options)
 from robustcv.console import console, stdout, table
 from robustcv.device import resolve_device
+from robustcv.evaluation.attacking import split_attack_list
 from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, default_eps_grid
 
 
@@ -37,7 +38,8 @@ def parse_eps_list(text: str) -> list[float]:
 @recipe_options
 @run_options
 @click.option("--attack", "attack_names", default="fgsm,pgd", show_default=True,
-              help="Comma-separated: fgsm, pgd, foolbox:<Name>, art:<Name>.")
+              help="Comma-separated: fgsm, pgd, foolbox:<Name>, art:<Name>; arguments as "
+                   "NAME(key=value, ...), e.g. 'foolbox:L2CarliniWagnerAttack(steps=100)'.")
 @click.option("--eps", "eps_text", default=None, help="Ascending budgets, fractions allowed (default per dataset).")
 @click.option("--headline-eps", type=FRACTION, default=None, help="The eps the summary quotes.")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
@@ -121,7 +123,7 @@ def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
     if "none" not in defenses:
         defenses.insert(0, "none")
     _check_defenses(defenses)
-    config = EvalConfig(attacks=_split(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
+    config = EvalConfig(attacks=split_attack_list(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
                         rel_step_size=params["rel_step_size"], restarts=params["restarts"],
                         loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,

@@ -1,7 +1,10 @@
 """Running one attack in one threat model over the eps grid, batch by batch."""
 from __future__ import annotations
 
+import ast
+import re
 import time
+from typing import Any
 
 import torch
 
@@ -12,10 +15,45 @@ from robustcv.evaluation.threat import ThreatModel, judged_elsewhere
 from robustcv.training.loop import predict
 
 
-def build_attack(name: str, config: EvalConfig, **overrides):
-    """An attack from its name and the run's settings; unknown names are a ``UserError``."""
+def split_attack_list(text: str) -> list[str]:
+    """``"fgsm,foolbox:L2CarliniWagnerAttack(steps=100, confidence=0)"`` → two specs: commas
+    inside parentheses belong to the attack's arguments."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [part.strip() for part in parts + [current] if part.strip()]
+
+
+def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"foolbox:L2CarliniWagnerAttack(steps=100, confidence=0.5)"`` → name and keyword arguments
+    (Python literals; anything else is taken as a string). ``UserError`` on a malformed spec."""
+    match = re.fullmatch(r"\s*([^()\s]+)\s*(?:\((.*)\))?\s*", spec)
+    if match is None:
+        raise UserError(f"attack {spec!r}: expected NAME or NAME(key=value, ...)")
+    name, args = match.group(1), match.group(2)
+    kwargs: dict[str, Any] = {}
+    for item in split_attack_list(args or ""):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key.isidentifier():
+            raise UserError(f"attack {spec!r}: argument {item!r} is not key=value")
+        try:
+            kwargs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kwargs[key] = value
+    return name, kwargs
+
+
+def build_attack(spec: str, config: EvalConfig, **overrides):
+    """An attack from its spec (``NAME`` or ``NAME(key=value, ...)``) and the run's settings; the
+    spec's arguments win. Unknown names and bad arguments are a ``UserError``."""
     from attacks import get_attack
 
+    name, arguments = parse_attack_spec(spec)
     targeted = config.targeted != "none"
     if name in ("fgsm", "pgd"):
         kwargs = {"norm": config.norm, "loss": config.loss, "targeted": targeted}
@@ -27,12 +65,13 @@ def build_attack(name: str, config: EvalConfig, **overrides):
         kwargs = {"norm": config.norm, "targeted": targeted, "seed": config.seed}
     else:
         kwargs = {"targeted": targeted, "seed": config.seed}
+    kwargs.update(arguments)
     try:
         attack = get_attack(name, **kwargs)
     except (ValueError, ImportError) as exc:
-        raise UserError(f"attack {name!r}: {exc}") from None
+        raise UserError(f"attack {spec!r}: {exc}") from None
     if attack.norm.value != config.norm:
-        raise UserError(f"attack {name!r} measures {attack.norm.value} perturbations but the run uses "
+        raise UserError(f"attack {spec!r} measures {attack.norm.value} perturbations but the run uses "
                         f"--norm {config.norm}: pick an attack of that norm or change --norm")
     return attack
 

@@ -17,7 +17,7 @@ from torch import nn
 from robustcv.data import DataSpec, as_tensors, get_dataset
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
-from robustcv.evaluation.attacking import build_attack, run_outcome
+from robustcv.evaluation.attacking import build_attack, parse_attack_spec, run_outcome
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, min_eps, worst_case
 from robustcv.evaluation.records import class_records, outcome_records
@@ -70,7 +70,7 @@ def evaluate_defense(spec: str, model: nn.Module, samples: Samples, config: Eval
         for threat in threats:
             # Keep pushing after the attack model is fooled when it is not the judge (see
             # ``threat.judged_elsewhere``): a barely-fooled point rarely fools the judge.
-            overrides = {"early_stop": False} if judged_elsewhere(threat) and attack_name == "pgd" else {}
+            overrides = {"early_stop": False} if judged_elsewhere(threat) and parse_attack_spec(attack_name)[0] == "pgd" else {}
             attack = build_attack(attack_name, config, **overrides)
             label = f"{spec} · {attack_name} · {threat.mode}"
             name = attack_name + threat.suffix
