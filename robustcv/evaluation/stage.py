@@ -1,6 +1,7 @@
 """The attack stage end to end: checkpoint in, run directory (results.json, gallery) out."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, dev
     samples.target = _targets(model, samples, config, info.num_classes, device)
     results = RunResults(run=run_metadata(config, meta, info, command, device, out_dir.name, len(samples.y)))
     results.models.append({"name": meta["name"], "checkpoint": str(checkpoint), "spec_hash": meta.get("spec_hash"),
-                           "model_json": str((Path(checkpoint) / "model.json").resolve())})
+                           # relative to the run directory (the report resolves it there): portable
+                           "model_json": os.path.relpath(Path(checkpoint).resolve() / "model.json",
+                                                         out_dir.resolve())})
     runs: list[DefenseRun] = []
     with progress_bar(show_progress) as progress:
         for spec in config.defenses:
