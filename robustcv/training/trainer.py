@@ -175,7 +175,8 @@ def _one_epoch(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, epoc
         record["val_robust_accuracy"] = robust_val_accuracy(model, val, recipe, ctx.device)
     record["lr"] = ctx.optimizer.param_groups[-1]["lr"]
     record["seconds"] = round(time.perf_counter() - start, 3)
-    status = f"val acc {record['val_accuracy']:.3f}"
+    status = (f"loss {record['train_loss']:.3f} acc {record['train_accuracy']:.3f} · "
+              f"val acc {record['val_accuracy']:.3f}")
     if "val_robust_accuracy" in record:
         status += f" robust {record['val_robust_accuracy']:.3f}"
     bar.update(task, status=status)
