@@ -535,3 +535,41 @@ def test_missing_config_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "train", "--config", "nope.json")
     assert_user_error(code, err, "nope.json")
+
+
+# --------------------------------------------------------------------------- targeted runs
+
+
+def test_targeted_run_counts_target_hits_and_passes_its_checks(trained, tmp_path, capsys):
+    out = tmp_path / "targeted"
+    code, _, err = run_cli(capsys, "attack", "--checkpoint", trained, "--out", out, "--no-report", "--quiet",
+                           "--targeted", "random", "--n", "100", "--natural", "none", "--eps", "0,0.1,0.3")
+    assert code == 0, err
+    results = RunResults.load(out / "results.json")
+    assert all(check.passed for check in results.sanity_checks), [c.detail for c in results.sanity_checks]
+    assert any("targeted" in check.name for check in results.sanity_checks)
+    hits = {attack: {r.eps: r.value for r in records(results, metric="attack_success_rate", attack=attack)}
+            for attack in ("fgsm", "pgd", "worst-case")}
+    assert hits["pgd"][0.3] >= 0.8  # PGD reaches random targets at a large budget
+    assert all(hits["pgd"][e] >= hits["fgsm"][e] for e in (0.1, 0.3))
+    assert all(hits["worst-case"][e] >= max(hits["pgd"][e], hits["fgsm"][e]) for e in (0.0, 0.1, 0.3))
+
+
+@pytest.mark.parametrize("extra", [["--targeted", "foo"], ["--targeted", "12"], ["--attack", "fgsm(targeted=True)"]])
+def test_bad_targeting_is_one_line_and_leaves_no_run_directory(trained, tmp_path, capsys, extra):
+    out = tmp_path / "never"
+    code, _, err = run_cli(capsys, "attack", "--checkpoint", trained, "--out", out, "--no-report", "--quiet", *extra)
+    assert_user_error(code, err, "target")
+    assert not out.exists()
+
+
+def test_report_refuses_runs_of_different_norms(trained, tmp_path, capsys):
+    runs = []
+    for norm, eps in (("linf", "0,0.1"), ("l2", "0,1")):
+        runs.append(tmp_path / norm)
+        assert main(["attack", "--checkpoint", str(trained), "--out", str(runs[-1]), "--no-report", "--quiet",
+                     "--norm", norm, "--eps", eps, "--n", "30", "--natural", "none", "--attack", "fgsm"]) == 0
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, "report", *runs, "--out", tmp_path / "report")
+    assert_user_error(code, err, "norm")
+    assert not (tmp_path / "report" / "report.html").exists()

@@ -73,8 +73,13 @@ def attack_command(**params: Any) -> None:
         raise click.UsageError(f"report directory {report_dir} already exists (use --force or --report-dir)")
     prepare_run_dir(out_dir, params["force"])
     command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results = run_attack_stage(Path(checkpoint), config, out_dir, device=device, command=command,
-                               show_progress=not params["quiet"])
+    try:
+        results = run_attack_stage(Path(checkpoint), config, out_dir, device=device, command=command,
+                                   show_progress=not params["quiet"])
+    except BaseException:
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # leave no empty run behind (a rerun without --force would refuse it)
+        raise
     print_results(results)
     stdout.print(f"results: {out_dir / 'results.json'}")
     if params["report"]:
@@ -119,9 +124,10 @@ def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
     if unknown:
         raise click.BadParameter(f"unknown natural sweep {sorted(unknown)}; choose from {', '.join(NATURAL_KINDS)}",
                                  param_hint="--natural")
-    defenses = _split(params["defense_text"]) or ["none"]
+    defenses = list(dict.fromkeys(_split(params["defense_text"]) or ["none"]))  # in order, once each
     if "none" not in defenses:
         defenses.insert(0, "none")
+    _check_targeted(params["targeted"], len(meta["data_info"]["classes"]))
     _check_defenses(defenses)
     config = EvalConfig(attacks=split_attack_list(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
@@ -131,6 +137,14 @@ def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
                         batch_size=params["eval_batch_size"], seed=params["seed"])
     _check_before_writing(config)
     return config
+
+
+def _check_targeted(text: str, num_classes: int) -> None:
+    if text in ("none", "random", "least-likely"):
+        return
+    if not text.isdigit() or int(text) >= num_classes:
+        raise click.BadParameter(f"{text!r}: use none, random, least-likely or a class index 0..{num_classes - 1}",
+                                 param_hint="--targeted")
 
 
 def _check_before_writing(config: EvalConfig) -> None:

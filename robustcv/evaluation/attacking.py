@@ -54,6 +54,8 @@ def build_attack(spec: str, config: EvalConfig, **overrides):
     from attacks import get_attack
 
     name, arguments = parse_attack_spec(spec)
+    if "targeted" in arguments:
+        raise UserError(f"attack {spec!r}: set targeting for every attack with --targeted, not per attack")
     targeted = config.targeted != "none"
     if name in ("fgsm", "pgd"):
         kwargs = {"norm": config.norm, "loss": config.loss, "targeted": targeted}

@@ -49,6 +49,9 @@ class OutcomeBuilder:
         evaluated model's logits on them."""
         kept = x.clone()
         alive = torch.ones(len(x), dtype=torch.bool)
+        # Targeted: a sample counts as hit from the first eps whose adversarial reaches the target
+        # (the sweep keeps attacking misclassified samples until they do), whatever was kept.
+        hit = torch.zeros(len(x), dtype=torch.bool)
         rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr")}
         kept_logits = None
         for j, (x_adv, out) in enumerate(zip(x_advs, logits)):
@@ -59,7 +62,9 @@ class OutcomeBuilder:
             kept[replace] = x_adv[replace]
             kept_logits = out.clone() if kept_logits is None else torch.where(replace[:, None], out, kept_logits)
             alive &= correct
-            self._row(rows, x, y, kept, kept_logits, alive, target)
+            if target is not None:
+                hit |= out.argmax(1) == target
+            self._row(rows, x, y, kept, kept_logits, alive, hit)
             self.seconds[j] += seconds[j]
             if j == self.headline_index:
                 self.parts["headline"].append(kept.clone())
@@ -68,11 +73,11 @@ class OutcomeBuilder:
         self.grad_calls += grad_calls
 
     @staticmethod
-    def _row(rows, x, y, kept, kept_logits, alive, target) -> None:
+    def _row(rows, x, y, kept, kept_logits, alive, hit) -> None:
         delta = (kept - x).flatten(1)
         mse = delta.pow(2).mean(1)
         rows["correct"].append(alive.clone())
-        rows["hit"].append(kept_logits.argmax(1) == target if target is not None else torch.zeros_like(alive))
+        rows["hit"].append(hit.clone())
         rows["conf"].append(F.softmax(kept_logits.float(), 1).gather(1, y[:, None]).squeeze(1))
         rows["linf"].append(delta.abs().amax(1))
         rows["l2"].append(delta.norm(dim=1))
@@ -103,7 +108,7 @@ def worst_case(outcomes: list[Outcome], name: str = "worst-case") -> Outcome:
     first = outcomes[0]
     nan = torch.full_like(first.confidence, torch.nan)
     return Outcome(attack=name, adaptive=any(o.adaptive for o in outcomes), eps=first.eps, correct=correct,
-                   hit_target=torch.zeros_like(correct), confidence=torch.stack([o.confidence for o in outcomes]).amin(0),
+                   hit_target=torch.stack([o.hit_target for o in outcomes]).any(0), confidence=torch.stack([o.confidence for o in outcomes]).amin(0),
                    linf=nan, l2=nan, psnr=nan, seconds=[sum(s) for s in zip(*(o.seconds for o in outcomes))],
                    max_violation=max(o.max_violation for o in outcomes))
 

@@ -47,11 +47,13 @@ def class_records(outcome: Outcome, model: str, defense: str, labels: torch.Tens
 
 
 def _success(outcome: Outcome, j: int, clean_correct: torch.Tensor, targeted: bool) -> float | None:
+    """Among originally-correct samples (targeted: those whose target is another class; the caller
+    passes that mask as ``clean_correct``), the fraction fooled / sent to their target."""
     if not clean_correct.any():
         return None
     if targeted:
         return _mean(outcome.hit_target[j][clean_correct])
-    return 1.0 - _mean(outcome.correct[j][clean_correct])
+    return round(1.0 - _mean(outcome.correct[j][clean_correct]), 6)
 
 
 def _mean(values: torch.Tensor) -> float:

@@ -86,9 +86,11 @@ def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: Da
     records = [Record(model=model_name, defense=run.spec, attack="none", adaptive=False, eps=0.0,
                       metric="clean_accuracy", value=round(float(run.clean_correct.float().mean()), 6), n=n)]
     min_eps_rows = []
+    # A targeted success needs a target other than the true class (a given class equals some labels).
+    eligible = run.clean_correct & (samples.target != samples.y) if targeted else run.clean_correct
     for outcome in run.outcomes + [run.worst]:
         is_worst = outcome is run.worst
-        records += outcome_records(outcome, model_name, run.spec, run.clean_correct, targeted,
+        records += outcome_records(outcome, model_name, run.spec, eligible, targeted,
                                    per_sample_metrics=not is_worst)
         min_eps_rows.append(MinEps(model=model_name, defense=run.spec, attack=outcome.attack,
                                    adaptive=outcome.adaptive, labels=samples.y.tolist(), values=min_eps(outcome)))

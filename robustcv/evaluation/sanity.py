@@ -13,13 +13,13 @@ from robustcv.training.loop import predict
 
 BOUND_TOLERANCE = 1e-5
 RANDOMIZED_TOLERANCE = 0.05  # attacks on a randomized defense follow random gradients
-# Two attacks fool different samples; an adaptive attack within one point of the naive one on some
-# eps is not broken (the reported figure is the per-sample worst case over both anyway).
+# Two attacks fool different samples; an adaptive attack within one point (or one sample) of the
+# naive one on some eps is not broken (the reported figure is the per-sample worst case anyway).
 ADAPTIVE_TOLERANCE = 0.01
 
 
 def outcome_checks(model: str, defense: str, outcomes: Sequence[Outcome], clean_acc: float,
-                   worst: Outcome, randomized: bool) -> list[SanityCheck]:
+                   worst: Outcome, randomized: bool, targeted: bool = False) -> list[SanityCheck]:
     """Checks that need only the measured outcomes of one defense."""
     tol = RANDOMIZED_TOLERANCE if randomized else 0.0
     checks = [_bounds(model, defense, outcomes), _eps_zero(model, defense, worst, clean_acc)]
@@ -27,7 +27,7 @@ def outcome_checks(model: str, defense: str, outcomes: Sequence[Outcome], clean_
     # known to lose to FGSM at times: transferred, it overfits its surrogate; with a single random
     # draw per step, it follows noise (the reasons for BPDA and EOT).
     counted = [o for o in outcomes if o.adaptive or defense == "none"]
-    checks += _pgd_vs_fgsm(model, defense, counted, tol)
+    checks += _pgd_vs_fgsm(model, defense, counted, tol, targeted)
     if defense != "none":
         checks.append(_adaptive_vs_naive(model, defense, outcomes, max(tol, ADAPTIVE_TOLERANCE)))
     return checks
@@ -54,7 +54,16 @@ def _eps_zero(model: str, defense: str, worst: Outcome, clean_acc: float) -> San
                        {"eps0": at_zero if at_zero is None else round(at_zero, 6), "clean": round(clean_acc, 6)})
 
 
-def _pgd_vs_fgsm(model: str, defense: str, outcomes: Sequence[Outcome], tol: float) -> list[SanityCheck]:
+def _hits(outcome: Outcome) -> list[float]:
+    return [round(float(h.float().mean()), 6) for h in outcome.hit_target]
+
+
+def _pgd_vs_fgsm(model: str, defense: str, outcomes: Sequence[Outcome], tol: float,
+                 targeted: bool = False) -> list[SanityCheck]:
+    """Untargeted: PGD's robust accuracy ≤ FGSM's. Targeted: PGD's target-hit rate ≥ FGSM's (a
+    targeted attack does not try to maximize errors, only to reach its target)."""
+    if targeted:
+        return _pgd_vs_fgsm_targeted(model, defense, outcomes, tol)
     checks = []
     for pgd in (o for o in outcomes if o.attack.split("+")[0] == "pgd"):
         fgsm = next((o for o in outcomes if o.attack.split("+")[0] == "fgsm" and o.adaptive == pgd.adaptive
@@ -70,12 +79,30 @@ def _pgd_vs_fgsm(model: str, defense: str, outcomes: Sequence[Outcome], tol: flo
     return checks
 
 
+def _pgd_vs_fgsm_targeted(model: str, defense: str, outcomes: Sequence[Outcome], tol: float) -> list[SanityCheck]:
+    checks = []
+    for pgd in (o for o in outcomes if o.attack.split("+")[0] == "pgd"):
+        fgsm = next((o for o in outcomes if o.attack.split("+")[0] == "fgsm" and o.adaptive == pgd.adaptive
+                     and o.extra.get("mode") == pgd.extra.get("mode")), None)
+        if fgsm is None:
+            continue
+        a, b = _hits(pgd), _hits(fgsm)
+        bad = [e for e, p, f in zip(pgd.eps, a, b) if p < f - tol - 1e-9]
+        mode = pgd.extra.get("mode", "")
+        checks.append(SanityCheck(f"PGD at least as strong as FGSM ({mode}, targeted)", not bad,
+                                  "PGD reaches the target at least as often as FGSM at every eps" if not bad
+                                  else f"PGD reaches the target less often than FGSM at eps {bad}",
+                                  model, defense, {"eps": pgd.eps, "pgd_target_hits": a, "fgsm_target_hits": b}))
+    return checks
+
+
 def _adaptive_vs_naive(model: str, defense: str, outcomes: Sequence[Outcome], tol: float) -> SanityCheck:
     def folded(adaptive: bool) -> list[float]:
         chosen = [o.correct for o in outcomes if o.adaptive == adaptive]
         return [round(float(c.float().mean()), 6) for c in torch.stack(chosen).all(0)] if chosen else []
 
     adaptive, naive = folded(True), folded(False)
+    tol = max(tol, 1.0 / max(1, outcomes[0].correct.shape[1]))  # and never less than one sample
     bad = [e for e, a, n in zip(outcomes[0].eps, adaptive, naive) if a > n + tol + 1e-9]
     detail = f"adaptive attack at least as strong as naive (within {tol:g})" if not bad else (
         f"adaptive attack more than {tol:g} weaker than naive at eps {bad}: the evaluation may be unreliable")
@@ -99,7 +126,7 @@ def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch
 
 def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, judge: nn.Module, x: torch.Tensor,
                      y: torch.Tensor, config: EvalConfig, device: torch.device, tol: float,
-                     early_stop: bool = True) -> SanityCheck:
+                     early_stop: bool = True, target: torch.Tensor | None = None) -> SanityCheck:
     """PGD with 4x the steps at the headline eps must not leave the model *more* accurate.
 
     Both runs use the step size of the shorter one and the same random start, so the longer run
@@ -110,11 +137,24 @@ def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, jud
 
     accs = {}
     step_size = config.step_size or config.rel_step_size * config.headline_eps
+    targeted = target is not None  # then the configured (targeted) attack is the one checked
     for steps in (config.steps, 4 * config.steps):
         attack = PGD(norm=config.norm, steps=steps, step_size=step_size, restarts=config.restarts,
-                     loss=config.loss, random_start=True, seed=config.seed, early_stop=early_stop)
-        x_adv = attack(attack_model, x.to(device), y.to(device), config.headline_eps)
-        accs[steps] = float((predict(judge, x_adv, device).argmax(1) == y).float().mean())
+                     loss=config.loss, random_start=True, seed=config.seed, early_stop=early_stop,
+                     targeted=targeted)
+        kwargs = {"target": target.to(device)} if targeted else {}
+        x_adv = attack(attack_model, x.to(device), y.to(device), config.headline_eps, **kwargs)
+        pred = predict(judge, x_adv, device).argmax(1)
+        accs[steps] = float((pred == y).float().mean())
+        if targeted:  # a targeted attack is judged by how often it reaches the target
+            accs[steps] = (accs[steps], float((pred == target).float().mean()))
+    if targeted:
+        (base, base_hits), (more, more_hits) = accs[config.steps], accs[4 * config.steps]
+        return SanityCheck("more PGD steps do not help the model (targeted)", more_hits >= base_hits - tol - 1e-9,
+                           f"target hit rate PGD-{config.steps}: {base_hits:.4f}, PGD-{4 * config.steps}: "
+                           f"{more_hits:.4f} at eps {config.headline_eps:.4g}", model_name, defense,
+                           {"steps": [config.steps, 4 * config.steps], "target_hits": [base_hits, more_hits],
+                            "robust_accuracy": [base, more]})
     base, more = accs[config.steps], accs[4 * config.steps]
     return SanityCheck("more PGD steps do not help the model", more <= base + tol + 1e-9,
                        f"PGD-{config.steps}: {base:.4f}, PGD-{4 * config.steps}: {more:.4f} "

@@ -78,14 +78,17 @@ def sanity_checks(model_name: str, model, runs: list[DefenseRun], samples: Sampl
                   device: torch.device) -> list:
     """Every rule-6 check: from the outcomes, plus a very-large-eps and a more-steps PGD run."""
     x, y = samples.x[:SANITY_SAMPLES], samples.y[:SANITY_SAMPLES]
+    target = samples.target[:SANITY_SAMPLES] if samples.target is not None else None
     checks = [large_eps_check(model_name, model, x, y, config, device)]
     for run in runs:
         randomized = bool(getattr(run.judge, "randomized", False)) or _is_randomized(run.spec)
         clean = float(run.clean_correct.float().mean())
-        checks += outcome_checks(model_name, run.spec, run.outcomes, clean, run.worst, randomized)
+        checks += outcome_checks(model_name, run.spec, run.outcomes, clean, run.worst, randomized,
+                                 targeted=target is not None)
         strongest = _adaptive_threat(run, model, config)
         checks.append(more_steps_check(model_name, run.spec, strongest, run.judge, x, y, config, device,
-                                       tol=RANDOMIZED_TOLERANCE if randomized else 0.0, early_stop=not randomized))
+                                       tol=RANDOMIZED_TOLERANCE if randomized else 0.0, early_stop=not randomized,
+                                       target=target))
     return checks
 
 

@@ -52,6 +52,9 @@ def render_report(run_dirs: Sequence[str | Path], out_dir: str | Path, formats: 
     if existing and not force:
         raise UserError(f"{existing[0]} already exists (use --force to replace it)")
     runs = load_runs([Path(d) for d in run_dirs])
+    norms = {str(run.results.run.get("norm")) for run in runs}
+    if len(norms) > 1:  # one eps axis cannot hold L-inf and L2 budgets
+        raise UserError(f"these runs use different norms ({', '.join(sorted(norms))}); report them separately")
     out_dir.mkdir(parents=True, exist_ok=True)
     blocks = build_blocks(runs, out_dir)
     title = report_title(runs)
