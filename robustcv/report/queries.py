@@ -162,7 +162,8 @@ def headline(run: RunData, model: str, defense: str) -> Headline:
 
 def _fooled(run: RunData, model: str, defense: str, eps: float | None, worst: list[Record],
             clean: float | None, robust: float | None) -> float | None:
-    if worst and eps is not None:
+    targeted = str(run.results.run.get("config", {}).get("targeted", "none")) != "none"
+    if worst and eps is not None and not targeted:  # targeted: success = target hits, not errors
         rates = lookup(run, model, defense, "attack_success_rate", eps=eps, attack=WORST)
         if rates:
             return max(r.value for r in rates)
