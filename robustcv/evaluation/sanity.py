@@ -1,7 +1,7 @@
 """Sanity checks of design rule 6: part of the result, printed loudly in the report when failed."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -58,41 +58,35 @@ def _hits(outcome: Outcome) -> list[float]:
     return [round(float(h.float().mean()), 6) for h in outcome.hit_target]
 
 
+def _pgd_fgsm_pairs(outcomes: Sequence[Outcome]) -> Iterator[tuple[Outcome, Outcome]]:
+    """Each PGD outcome with the FGSM outcome of the same threat model."""
+    for pgd in (o for o in outcomes if o.attack.split("+")[0] == "pgd"):
+        fgsm = next((o for o in outcomes if o.attack.split("+")[0] == "fgsm" and o.adaptive == pgd.adaptive
+                     and o.extra.get("mode") == pgd.extra.get("mode")), None)
+        if fgsm is not None:
+            yield pgd, fgsm
+
+
 def _pgd_vs_fgsm(model: str, defense: str, outcomes: Sequence[Outcome], tol: float,
                  targeted: bool = False) -> list[SanityCheck]:
     """Untargeted: PGD's robust accuracy ≤ FGSM's. Targeted: PGD's target-hit rate ≥ FGSM's (a
     targeted attack does not try to maximize errors, only to reach its target)."""
-    if targeted:
-        return _pgd_vs_fgsm_targeted(model, defense, outcomes, tol)
     checks = []
-    for pgd in (o for o in outcomes if o.attack.split("+")[0] == "pgd"):
-        fgsm = next((o for o in outcomes if o.attack.split("+")[0] == "fgsm" and o.adaptive == pgd.adaptive
-                     and o.extra.get("mode") == pgd.extra.get("mode")), None)
-        if fgsm is None:
+    for pgd, fgsm in _pgd_fgsm_pairs(outcomes):
+        mode = pgd.extra.get("mode", "")
+        if targeted:
+            a, b = _hits(pgd), _hits(fgsm)
+            bad = [e for e, p, f in zip(pgd.eps, a, b) if p < f - tol - 1e-9]
+            checks.append(SanityCheck(f"PGD at least as strong as FGSM ({mode}, targeted)", not bad,
+                                      "PGD reaches the target at least as often as FGSM at every eps" if not bad
+                                      else f"PGD reaches the target less often than FGSM at eps {bad}",
+                                      model, defense, {"eps": pgd.eps, "pgd_target_hits": a, "fgsm_target_hits": b}))
             continue
         a, b = _acc(pgd), _acc(fgsm)
         bad = [e for e, p, f in zip(pgd.eps, a, b) if p > f + tol + 1e-9]
-        mode = pgd.extra.get("mode", "")
         checks.append(SanityCheck(f"PGD at least as strong as FGSM ({mode})", not bad,
                                   "PGD ≤ FGSM at every eps" if not bad else f"PGD weaker than FGSM at eps {bad}",
                                   model, defense, {"eps": pgd.eps, "pgd": a, "fgsm": b}))
-    return checks
-
-
-def _pgd_vs_fgsm_targeted(model: str, defense: str, outcomes: Sequence[Outcome], tol: float) -> list[SanityCheck]:
-    checks = []
-    for pgd in (o for o in outcomes if o.attack.split("+")[0] == "pgd"):
-        fgsm = next((o for o in outcomes if o.attack.split("+")[0] == "fgsm" and o.adaptive == pgd.adaptive
-                     and o.extra.get("mode") == pgd.extra.get("mode")), None)
-        if fgsm is None:
-            continue
-        a, b = _hits(pgd), _hits(fgsm)
-        bad = [e for e, p, f in zip(pgd.eps, a, b) if p < f - tol - 1e-9]
-        mode = pgd.extra.get("mode", "")
-        checks.append(SanityCheck(f"PGD at least as strong as FGSM ({mode}, targeted)", not bad,
-                                  "PGD reaches the target at least as often as FGSM at every eps" if not bad
-                                  else f"PGD reaches the target less often than FGSM at eps {bad}",
-                                  model, defense, {"eps": pgd.eps, "pgd_target_hits": a, "fgsm_target_hits": b}))
     return checks
 
 
