@@ -55,8 +55,8 @@ class PGD(Attack):
     """
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 10, step_size: float | None = None,
-                 rel_step_size: float | None = None, random_start: bool = True, restarts: int = 1, loss: str | LossFn = "ce",
-                 targeted: bool = False, early_stop: bool = True, ignore_index: int | None = None,
+                 rel_step_size: float | None = None, random_start: bool = True, restarts: int = 1,
+                 loss: str | LossFn = "ce", targeted: bool = False, early_stop: bool = True, ignore_index: int | None = None,
                  seed: int | None = None, success: SuccessFn | None = None) -> None:
         super().__init__(norm=norm, loss=loss, targeted=targeted, ignore_index=ignore_index,
                          seed=seed, success=success)
@@ -97,9 +97,9 @@ class PGD(Attack):
         """One PGD run. Works on the compacted active subset; fooled samples are written out."""
         step = self.step_for(eps)
         out, idx, x0, lab = x.clone(), None, x, labels
-        xa = x0.clone()  # stepped in place below: never an alias of the caller's tensor
-        if self.random_start:
-            xa = (x0 + norms.random_start(self.norm, x0, eps, generator)).clamp(0.0, 1.0)
+        # A fresh tensor either way: it is stepped in place below, never the caller's ``x``.
+        xa = ((x0 + norms.random_start(self.norm, x0, eps, generator)).clamp(0.0, 1.0) if self.random_start
+              else x0.clone())
         # L-inf: the eps ball intersected with [0, 1] is a box, computed once.
         box = ((x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)) if self.norm is Norm.LINF else None
         for _ in range(self.steps):

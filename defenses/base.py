@@ -55,11 +55,14 @@ class InputDefense(nn.Module):
         differentiable: True when autograd through ``transform`` yields useful gradients.
             False transforms run under ``no_grad`` and give a naive attacker a zero gradient.
         randomized: True when two calls on the same input may differ (attack with EOT).
+        learned: True for trained networks (a denoiser), whose own gradients may be masked:
+            the evaluation adds BPDA with the identity surrogate to the white-box attack.
     """
 
     name: str = "identity"
     differentiable: bool = True
     randomized: bool = False
+    learned: bool = False
 
     def transform(self, x: Tensor) -> Tensor:
         """The real transform (override)."""

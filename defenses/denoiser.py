@@ -33,6 +33,7 @@ class Denoiser(InputDefense):
     """
 
     name = "denoiser"
+    learned = True
 
     def __init__(self, channels: int = 1, width: int = 32, depth: int = 5) -> None:
         super().__init__()

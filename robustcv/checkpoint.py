@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
+from robustcv.results import current_umask
 
 MODEL_SCHEMA = "robustcv.model/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -35,7 +35,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: dict[str,
         raise UserError(f"checkpoint {directory} already exists (use --force to replace it)")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0o700; give the usual permissions
+    staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0o700; give the usual permissions
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(staging / WEIGHTS_FILE))
@@ -46,12 +46,6 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: dict[str,
         if staging.exists():
             shutil.rmtree(staging)
     return directory
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def _swap_into_place(staging: Path, directory: Path) -> None:

@@ -139,11 +139,12 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
-def _default_file_mode() -> int:
-    """0o666 minus the umask: what ``open()`` would have given (mkstemp makes files 0o600)."""
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it): tempfile's mkstemp/mkdtemp create
+    0o600 files and 0o700 folders, which atomic writers widen to what ``open()`` would give."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
 def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
@@ -154,7 +155,7 @@ def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
-        os.chmod(tmp, _default_file_mode())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

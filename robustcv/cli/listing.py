@@ -12,10 +12,9 @@ from robustcv.training.recipe import ADV_TRAIN, LOSSES, OPTIMIZERS, SCHEDULES
 def list_command() -> None:
     """List datasets, models, recipes, attacks and defenses."""
     from attacks import list_attacks
-
-    from robustcv.evaluation.config import NATURAL_KINDS
     from defenses import list_defenses
     from robustcv.data import list_datasets
+    from robustcv.evaluation.config import NATURAL_KINDS
     from robustcv.models import list_models
 
     rows = [

@@ -87,7 +87,7 @@ def threat_models(defense_spec: str, defense, model: nn.Module, eot_samples: int
     naive = ThreatModel("transfer", False, model, defended)
     if defense.differentiable:
         threats = [naive, ThreatModel("white-box", True, defended, defended)]
-        if getattr(defense, "name", "") == "denoiser":  # deep denoisers can mask gradients
+        if defense.learned:  # a trained network in front can mask gradients
             threats.append(ThreatModel("bpda-identity", True, IdentityBPDA(defended), defended,
                                        suffix="+bpda-identity"))
         return threats

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from attacks.frozen import eval_frozen
 from robustcv.tasks import Task
 from robustcv.training.losses import LossFn
 from robustcv.training.optim import LRSchedule
@@ -77,14 +78,8 @@ def _clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     statistics, which adversarial training should estimate on the adversarial batches), with
     every module's train/eval flag restored afterwards (a freeze plan's frozen backbone stays
     in eval mode)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(x)
-    finally:
-        for m, training in modes:
-            m.training = training
+    with eval_frozen(model), torch.no_grad():
+        return model(x)
 
 
 def _hits(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None) -> tuple[float, int]:
