@@ -45,5 +45,5 @@ def print_training_summary(result) -> None:
                                             "f1_micro", "f1_weighted") if key in metrics]
     rows.append(("best epoch", str(meta.get("best_epoch"))))
     rows.append(("train seconds", float(meta.get("seconds", 0.0))))
-    stdout.print(table(f"{meta['name']}: test metrics", ("metric", "value"), rows))
+    stdout.print(table("test metrics", ("metric", "value"), rows))
     stdout.print(f"{verb}: {result.checkpoint}")

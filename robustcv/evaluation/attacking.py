@@ -91,7 +91,8 @@ def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: 
         logits = [predict(threat.judge, x_adv, device) for x_adv in x_advs]
         builder.add_batch(x.cpu(), y.cpu(), x_advs, logits, None if target is None else target.cpu(), seconds, calls)
         if task is not None:
-            progress.update(task, advance=len(x), status=f"robust acc so far {_running(builder):.3f}")
+            progress.update(task, advance=len(x),
+                            status=f"robust acc at eps {config.eps[-1]:.4g}: {_running(builder):.3f}")
     outcome = builder.build()
     outcome.extra["mode"] = threat.mode
     return outcome
