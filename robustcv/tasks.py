@@ -5,7 +5,8 @@ from enum import Enum
 
 
 class Task(str, Enum):
-    """What a model predicts: one label per image or one label per pixel."""
+    """What a model predicts: one label per image, one 0/1 vector per image, or one label per pixel."""
 
     CLASSIFICATION = "classification"
     SEGMENTATION = "segmentation"
+    MULTILABEL = "multilabel"
