@@ -2,7 +2,9 @@
 
 A subclass writes only :meth:`Attack.run`; the base class validates the inputs, puts the model
 in eval mode with frozen parameters, and clips the result to the eps ball around ``x`` and to
-[0, 1]. Losses and the success test are overridable hooks, which is what segmentation needs.
+[0, 1]. What is optimized and when a sample counts as fooled come from a task
+:class:`attacks.objectives.Objective`, so one attack serves classification, segmentation and
+multi-label models.
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from torch import nn
 
 from attacks import norms
 from attacks.frozen import eval_frozen
-from attacks.losses import LossFn, SuccessFn, default_success, resolve_loss
 from attacks.norms import Norm
+from attacks.objectives import LossFn, Objective, as_objective
 
 
 class Attack(abc.ABC):
@@ -22,28 +24,23 @@ class Attack(abc.ABC):
 
     Args:
         norm: threat model, ``"linf"`` or ``"l2"`` (a :class:`Norm`).
-        loss: ``"ce"``, ``"margin"`` or a callable ``(logits, labels) -> [B]`` per-sample loss.
+        objective: the task objective (loss, success, correctness); a string is a
+            classification loss name (``"ce"``, ``"margin"``, ``"dlr"``), a callable
+            ``(logits, labels) -> [B]`` a classification objective with that loss.
         targeted: if True, ``__call__`` needs ``target`` and the attack minimizes the loss toward it.
-        ignore_index: segmentation label excluded from the loss.
         seed: seeds a private generator per call (deterministic); ``None`` uses torch's global RNG.
-        success: optional ``(logits, labels) -> bool [B]``; the default compares the argmax for
-            classification and never reports success for segmentation.
 
     Contract of ``__call__``: the input is never modified in place; shape, dtype and device are
     preserved; ``eps == 0`` returns a copy of ``x``; the result lies in the eps ball and in [0, 1];
     the model's previous train/eval mode and ``requires_grad`` flags are restored.
     """
 
-    def __init__(self, norm: Norm | str = "linf", loss: str | LossFn = "ce", targeted: bool = False,
-                 ignore_index: int | None = None, seed: int | None = None,
-                 success: SuccessFn | None = None) -> None:
+    def __init__(self, norm: Norm | str = "linf", objective: Objective | str | LossFn = "ce",
+                 targeted: bool = False, seed: int | None = None) -> None:
         self.norm = Norm.parse(norm)
-        self.loss = loss
+        self.objective = as_objective(objective)
         self.targeted = bool(targeted)
-        self.ignore_index = ignore_index
         self.seed = seed
-        self.success = success
-        self._loss_fn = resolve_loss(loss, ignore_index)
 
     # ----------------------------------------------------------------- contract
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
@@ -70,13 +67,11 @@ class Attack(abc.ABC):
     # -------------------------------------------------------------------- hooks
     def loss_fn(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample loss [B] that an untargeted attack maximizes (a targeted one minimizes)."""
-        return self._loss_fn(logits, labels)
+        return self.objective.loss(logits, labels)
 
     def is_success(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample success [B] (fooled, or target hit when targeted)."""
-        if self.success is not None:
-            return self.success(logits, labels).to(torch.bool)
-        return default_success(logits, labels, self.targeted)
+        return self.objective.success(logits, labels, self.targeted)
 
     def success_mask(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
                      target: torch.Tensor | None = None) -> torch.Tensor:
@@ -107,8 +102,7 @@ class Attack(abc.ABC):
         return eps
 
     def _repr_args(self) -> dict:
-        return {"norm": self.norm.value, "loss": self.loss if isinstance(self.loss, str) else "custom",
-                "targeted": self.targeted}
+        return {"norm": self.norm.value, "objective": repr(self.objective), "targeted": self.targeted}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args().items())

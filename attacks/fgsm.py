@@ -6,8 +6,8 @@ from torch import nn
 
 from attacks import norms
 from attacks.base import Attack
-from attacks.losses import LossFn, SuccessFn
 from attacks.norms import Norm
+from attacks.objectives import LossFn, Objective
 from attacks.registry import register_attack
 
 
@@ -23,15 +23,14 @@ class FGSM(Attack):
 
     Arguments:
         norm (Norm | str): ``"linf"`` (sign of the gradient) or ``"l2"``. Default: ``"linf"``.
-        loss (str | callable): ``"ce"``, ``"margin"`` or ``(logits, labels) -> [B]``. Default: ``"ce"``.
+        objective (Objective | str | callable): the task objective whose loss is stepped up; a
+            string names a classification loss (``"ce"``, ``"margin"``, ``"dlr"``). Default: ``"ce"``.
         targeted (bool): step *down* the loss toward ``target``. Default: ``False``.
-        ignore_index (int | None): segmentation label left out of the loss. Default: ``None``.
-        success (callable | None): see :class:`attacks.base.Attack`. Default: ``None``.
 
     Shape:
         - model: images in [0, 1] -> logits [B, K] (or [B, K, H, W] for segmentation).
         - x: [B, C, H, W] floating point in [0, 1].
-        - y, target: [B] long (or [B, H, W]).
+        - y, target: what the objective takes: [B] long, [B, H, W] masks or [B, K] 0/1 vectors.
         - eps: float >= 0 in pixel units.
         - output: like ``x``, within eps of it and in [0, 1].
 
@@ -42,10 +41,9 @@ class FGSM(Attack):
         >>> x_adv = attack(model, x, y, eps=8 / 255)
     """
 
-    def __init__(self, norm: Norm | str = "linf", loss: str | LossFn = "ce", targeted: bool = False,
-                 ignore_index: int | None = None, success: SuccessFn | None = None) -> None:
-        super().__init__(norm=norm, loss=loss, targeted=targeted, ignore_index=ignore_index,
-                         success=success)
+    def __init__(self, norm: Norm | str = "linf", objective: Objective | str | LossFn = "ce",
+                 targeted: bool = False) -> None:
+        super().__init__(norm=norm, objective=objective, targeted=targeted)
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
             generator: torch.Generator | None) -> torch.Tensor:

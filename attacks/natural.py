@@ -9,6 +9,7 @@ under every variant.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attacks.frozen import eval_frozen
+from attacks.objectives import Classification
 
 
 class NaturalTransform:
@@ -148,8 +150,9 @@ class NaturalResult:
 
 
 def natural_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: NaturalTransform | str,
-                  grid=None, generator: torch.Generator | None = None, seed: int = 0) -> NaturalResult:
-    """Classification accuracy of ``model`` under ``transform`` at every value of ``grid``.
+                  grid=None, generator: torch.Generator | None = None, seed: int = 0,
+                  correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> NaturalResult:
+    """Accuracy of ``model`` under ``transform`` at every value of ``grid``.
 
     Args:
         model: images in [0, 1] -> logits [B, K].
@@ -158,6 +161,8 @@ def natural_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform:
         grid: values to try; defaults to ``transform.default_grid``.
         generator: random source for noisy transforms; defaults to one seeded with ``seed``.
         seed: used only when ``generator`` is None.
+        correct: per-sample correctness ``(logits, y) -> bool [B]``, a task objective's
+            ``correct``; default: classification (argmax equals ``y``).
 
     Returns:
         NaturalResult; value 0 gives the clean accuracy exactly.
@@ -166,14 +171,15 @@ def natural_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform:
     values = [float(v) for v in (transform.default_grid if grid is None else grid)]
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
+    correct = correct or Classification().correct
     rows = []
     with eval_frozen(model), torch.inference_mode():
         for value in values:
             ok = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
             for variant in transform.variants(value):
-                ok &= model(transform.apply(x, variant, generator)).argmax(dim=1) == y
+                ok &= correct(model(transform.apply(x, variant, generator)), y)
             rows.append(ok)
-    correct = torch.stack(rows) if rows else torch.zeros(0, x.shape[0], dtype=torch.bool)
-    accuracy = [float(r.float().mean()) for r in correct]
-    worst = float(correct.all(dim=0).float().mean()) if rows else float("nan")
-    return NaturalResult(values, accuracy, correct, worst)
+    table = torch.stack(rows) if rows else torch.zeros(0, x.shape[0], dtype=torch.bool)
+    accuracy = [float(r.float().mean()) for r in table]
+    worst = float(table.all(dim=0).float().mean()) if rows else float("nan")
+    return NaturalResult(values, accuracy, table, worst)

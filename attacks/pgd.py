@@ -6,8 +6,8 @@ from torch import nn
 
 from attacks import norms
 from attacks.base import Attack
-from attacks.losses import LossFn, SuccessFn
 from attacks.norms import Norm
+from attacks.objectives import LossFn, Objective
 from attacks.registry import register_attack
 
 STEP_FACTOR = 2.5  # default step = 2.5 * eps / steps (Madry et al.; robustness library)
@@ -31,21 +31,24 @@ class PGD(Attack):
         rel_step_size (float | None): step size as a fraction of each call's eps (like foolbox's
             ``rel_stepsize``); it follows eps through a sweep. Default: ``None``.
         random_start (bool): start uniformly inside the eps ball. Default: ``True``.
+        start_sigma (float | None): instead, start at ``x + start_sigma * N(0, 1)`` projected to
+            the ball (TRADES' near-zero start, 0.001). Default: ``None``.
         restarts (int): independent runs; per sample the best is kept (a success, else the
             highest loss, lowest when targeted). Samples already fooled are not restarted. Default: ``1``.
-        loss (str | callable): ``"ce"``, ``"margin"`` (CW logit margin) or ``(logits, labels) -> [B]``.
+        objective (Objective | str | callable): the task objective (loss, success test); a string
+            names a classification loss: ``"ce"``, ``"margin"`` (CW logit margin), ``"dlr"``.
             Default: ``"ce"``.
         targeted (bool): minimize the loss toward ``target``. Default: ``False``.
         early_stop (bool): freeze a sample at the first iterate that fools the model and spend
-            no more forward/backward passes on it (only the active subset is computed). Default: ``True``.
-        ignore_index (int | None): segmentation label left out of the loss. Default: ``None``.
+            no more forward/backward passes on it (only the active subset is computed). ``False``
+            spends exactly ``steps`` forward+backward passes per restart (adversarial training).
+            Default: ``True``.
         seed (int | None): seeds the random start per call; ``None`` uses the global RNG. Default: ``None``.
-        success (callable | None): see :class:`attacks.base.Attack`. Default: ``None``.
 
     Shape:
         - model: images in [0, 1] -> logits [B, K] (or [B, K, H, W] for segmentation).
         - x: [B, C, H, W] floating point in [0, 1].
-        - y, target: [B] long (or [B, H, W]).
+        - y, target: what the objective takes: [B] long, [B, H, W] masks or [B, K] 0/1 vectors.
         - eps: float >= 0 in pixel units.
         - output: like ``x``, within eps of it and in [0, 1].
 
@@ -56,10 +59,9 @@ class PGD(Attack):
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 10, step_size: float | None = None,
                  rel_step_size: float | None = None, random_start: bool = True, restarts: int = 1,
-                 loss: str | LossFn = "ce", targeted: bool = False, early_stop: bool = True, ignore_index: int | None = None,
-                 seed: int | None = None, success: SuccessFn | None = None) -> None:
-        super().__init__(norm=norm, loss=loss, targeted=targeted, ignore_index=ignore_index,
-                         seed=seed, success=success)
+                 objective: Objective | str | LossFn = "ce", targeted: bool = False, early_stop: bool = True,
+                 seed: int | None = None, start_sigma: float | None = None) -> None:
+        super().__init__(norm=norm, objective=objective, targeted=targeted, seed=seed)
         if int(steps) < 1 or int(restarts) < 1:
             raise ValueError(f"steps and restarts must be >= 1, got steps={steps}, restarts={restarts}")
         for name, value in (("step_size", step_size), ("rel_step_size", rel_step_size)):
@@ -69,6 +71,7 @@ class PGD(Attack):
         self.step_size = None if step_size is None else float(step_size)
         self.rel_step_size = None if rel_step_size is None else float(rel_step_size)
         self.random_start, self.early_stop = bool(random_start), bool(early_stop)
+        self.start_sigma = None if start_sigma is None else float(start_sigma)
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
             generator: torch.Generator | None) -> torch.Tensor:
@@ -97,9 +100,7 @@ class PGD(Attack):
         """One PGD run. Works on the compacted active subset; fooled samples are written out."""
         step = self.step_for(eps)
         out, idx, x0, lab = x.clone(), None, x, labels
-        # A fresh tensor either way: it is stepped in place below, never the caller's ``x``.
-        xa = ((x0 + norms.random_start(self.norm, x0, eps, generator)).clamp(0.0, 1.0) if self.random_start
-              else x0.clone())
+        xa = self._start(x0, eps, generator)
         # L-inf: the eps ball intersected with [0, 1] is a box, computed once.
         box = ((x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)) if self.norm is Norm.LINF else None
         for _ in range(self.steps):
@@ -122,6 +123,15 @@ class PGD(Attack):
             return xa
         out[idx] = xa
         return out
+
+    def _start(self, x0: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
+        """The first iterate; a fresh tensor either way (stepped in place, never the caller's ``x``)."""
+        if self.start_sigma is not None:
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            return (x0 + norms.project(self.norm, self.start_sigma * noise, eps)).clamp_(0.0, 1.0)
+        if self.random_start:
+            return (x0 + norms.random_start(self.norm, x0, eps, generator)).clamp(0.0, 1.0)
+        return x0.clone()
 
     def _step(self, xa: torch.Tensor, x0: torch.Tensor, grad: torch.Tensor, eps: float,
               step: float) -> torch.Tensor:
@@ -148,5 +158,5 @@ class PGD(Attack):
     def _repr_args(self) -> dict:
         return {**super()._repr_args(), "steps": self.steps, "step_size": self.step_size,
                 "rel_step_size": self.rel_step_size,
-                "random_start": self.random_start, "restarts": self.restarts,
+                "random_start": self.random_start, "start_sigma": self.start_sigma, "restarts": self.restarts,
                 "early_stop": self.early_stop, "seed": self.seed}

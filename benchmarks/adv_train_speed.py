@@ -85,8 +85,8 @@ def run_fit(splits: Splits, data: DataSpec, recipe: Recipe) -> dict[str, Any]:
                               show_progress=False)
     objective = objectives[0]
     counts = dict(objective.counts) if objective is not None else None  # None: 1 / 1 per batch
-    return {"train": train_s, "robust_val": robust_s, "recorded": [h["seconds"] for h in meta["history"]],
-            "counts": counts, "history": meta["history"]}
+    return {"train": train_s, "robust_val": robust_s, "recorded": [h["seconds"] for h in meta.history],
+            "counts": counts, "history": meta.history}
 
 
 def main() -> None:

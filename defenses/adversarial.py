@@ -7,8 +7,9 @@ it found it for the outer loss. Each objective counts the forward and backward p
 (in full-batch units, the outer backward included) in ``counts``, so FGSM-RS costs 2 and
 PGD-k costs k+1 standard steps.
 
-The inner loops are written here rather than borrowed from ``attacks.PGD``: training needs a
-fixed budget (no early stop), TRADES' near-zero random start and KL loss, and exact pass counts.
+The inner maximizations are ``attacks.PGD`` (the one PGD of the code base) with the arguments
+training needs: a fixed budget (``early_stop=False``: exact pass counts), the training loss as
+the objective (``LossObjective``), and for TRADES the KL objective and a near-zero start.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.frozen import eval_frozen
+from attacks.objectives import Divergence, LossObjective
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 KINDS = ("none", "fgsm-rs", "pgd-at", "trades")
@@ -36,6 +38,8 @@ class AdversarialObjective(Protocol):
 class _Counted:
     """Pass counting shared by the objectives: a forward hook on the model for the duration of a
     call, and a tensor hook on every grad-requiring output for the backward passes."""
+
+    norm = "linf"  # the threat model the inner maximization uses
 
     def __init__(self) -> None:
         self.counts = {"forward": 0.0, "backward": 0.0}
@@ -63,19 +67,12 @@ class _Counted:
             handle.remove()
 
 
-def _project(x: Tensor, x_adv: Tensor, eps: float) -> Tensor:
-    return (x + (x_adv - x).clamp(-eps, eps)).clamp(0, 1)
+def _pgd(eps: float, steps: int, step_size: float, objective, **start) -> "PGD":
+    """The attacks package's PGD as training needs it: L-inf, fixed budget (no early stop, so
+    exactly ``steps`` forward+backward passes), the global RNG for the start."""
+    from attacks import PGD
 
-
-def _ascend(model: nn.Module, x: Tensor, x_start: Tensor, loss: Callable[[Tensor], Tensor], eps: float,
-            steps: int, step_size: float) -> Tensor:
-    """L-inf projected sign-gradient ascent of ``loss(model(x'))`` from ``x_start``; no early stop."""
-    x_adv = _project(x, x_start.detach(), eps)
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(loss(model(x_adv)), x_adv)
-        x_adv = _project(x, x_adv.detach() + step_size * grad.sign(), eps)
-    return x_adv.detach()
+    return PGD(norm="linf", steps=steps, step_size=step_size, objective=objective, early_stop=False, **start)
 
 
 def _check(eps: float, steps: int, step_size: float | None) -> None:
@@ -102,9 +99,7 @@ class FGSMRS(_Counted):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
         """The adversarial batch (detached, within eps of ``x`` and in [0, 1])."""
-        start = x + (torch.rand_like(x) * 2 - 1) * self.eps
-        with eval_frozen(model):
-            return _ascend(model, x, start, lambda z: loss_fn(z, y), self.eps, 1, self.alpha)
+        return _pgd(self.eps, 1, self.alpha, LossObjective(loss_fn))(model, x, y, self.eps)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
         with self._counting(model, x.shape[0]):
@@ -125,9 +120,7 @@ class PGDAT(_Counted):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
         """The adversarial batch (detached, within eps of ``x`` and in [0, 1])."""
-        start = x + (torch.rand_like(x) * 2 - 1) * self.eps
-        with eval_frozen(model):
-            return _ascend(model, x, start, lambda z: loss_fn(z, y), self.eps, self.steps, self.step_size)
+        return _pgd(self.eps, self.steps, self.step_size, LossObjective(loss_fn))(model, x, y, self.eps)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
         with self._counting(model, x.shape[0]):
@@ -159,11 +152,10 @@ class TRADES(_Counted):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn | None = None) -> Tensor:
         """The adversarial batch maximizing the KL to the clean prediction (``y`` unused)."""
-        start = x + 0.001 * torch.randn_like(x)
-        with eval_frozen(model):
-            with torch.no_grad():
-                clean = model(x)
-            return _ascend(model, x, start, lambda z: kl_logits(clean, z), self.eps, self.steps, self.step_size)
+        with eval_frozen(model), torch.no_grad():
+            clean = model(x)
+        attack = _pgd(self.eps, self.steps, self.step_size, Divergence(), random_start=False, start_sigma=0.001)
+        return attack(model, x, clean, self.eps)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
         with self._counting(model, x.shape[0]):

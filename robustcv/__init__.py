@@ -10,7 +10,7 @@ __all__ = ["__version__", "load_model"]
 
 
 def load_model(path, device="cpu"):
-    """Load a checkpoint directory; returns ``(RobustModel in eval mode, metadata dict)``."""
+    """Load a checkpoint directory; returns ``(RobustModel in eval mode, ModelMetadata)``."""
     from robustcv.checkpoint import load_model as _load
 
     return _load(path, device=device)

@@ -16,8 +16,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from robustcv.data.base import DataInfo
+from robustcv.data.base import DataInfo, DataSpec
 from robustcv.errors import UserError
+from robustcv.models.spec import ModelSpec
 from robustcv.results import current_umask
 
 MODEL_SCHEMA = "robustcv.model/1"
@@ -25,7 +26,52 @@ WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 
 
-def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: dict[str, Any], force: bool = False) -> Path:
+@dataclasses.dataclass
+class ModelMetadata:
+    """What ``model.json`` holds, typed: the one way the code base reads a checkpoint's metadata.
+
+    Attributes:
+        name: the checkpoint's directory name; spec_hash: the train-if-absent key.
+        data, data_info, model: the dataset spec, what the dataset is, the network spec.
+        recipe: the training recipe as a dict (``Recipe.from_dict`` reads it in training).
+        history: one dict per epoch; best_epoch: the epoch kept (1-based).
+        test_metrics: the task's metrics on the test split.
+        task_settings: per-task decisions made in training (e.g. multi-label thresholds).
+        versions, created, seconds, device: provenance.
+    """
+
+    name: str
+    data: DataSpec
+    data_info: DataInfo
+    model: ModelSpec
+    recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    spec_hash: str | None = None
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_epoch: int | None = None
+    test_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    task_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    created: str = ""
+    seconds: float = 0.0
+    device: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``schema`` added on save)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.update(data=self.data.to_dict(), data_info=self.data_info.to_dict(), model=self.model.to_dict())
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelMetadata":
+        """Parse the JSON form; ``KeyError``/``TypeError``/``ValueError`` when incomplete."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in data.items() if k in known}
+        fields.update(data=DataSpec.from_dict(data["data"]), data_info=DataInfo.from_dict(data["data_info"]),
+                      model=ModelSpec.from_dict(data["model"]))
+        return cls(**fields)
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: ModelMetadata, force: bool = False) -> Path:
     """Write weights and metadata into ``directory`` atomically (a temp dir renamed into place).
 
     An existing checkpoint is replaced only with ``force``; otherwise ``UserError``.
@@ -39,7 +85,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: dict[str,
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(staging / WEIGHTS_FILE))
-        meta = dict(metadata, schema=MODEL_SCHEMA)
+        meta = dict(metadata.to_dict(), schema=MODEL_SCHEMA)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         _swap_into_place(staging, directory)
     finally:
@@ -60,8 +106,8 @@ def _swap_into_place(staging: Path, directory: Path) -> None:
         shutil.rmtree(retired)
 
 
-def read_metadata(directory: str | Path) -> dict[str, Any]:
-    """Parse and validate ``model.json``; ``UserError`` when absent or not ours."""
+def read_metadata(directory: str | Path) -> ModelMetadata:
+    """Parse and validate ``model.json``; ``UserError`` when absent, not ours or incomplete."""
     path = Path(directory) / META_FILE
     if not path.is_file():
         raise UserError(f"no checkpoint at {directory} ({META_FILE} missing)")
@@ -71,7 +117,10 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
         raise UserError(f"corrupt checkpoint metadata {path}: {exc}") from None
     if not isinstance(meta, dict) or meta.get("schema") != MODEL_SCHEMA:
         raise UserError(f"{path} is not a robustcv model file (schema {MODEL_SCHEMA} expected)")
-    return meta
+    try:
+        return ModelMetadata.from_dict(meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"checkpoint {directory} has incomplete metadata: {exc}") from None
 
 
 def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
@@ -85,22 +134,17 @@ def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
         raise UserError(f"corrupt or unsafe weights file {path} (not safetensors): {exc}") from None
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelMetadata]:
     """Rebuild the model from ``model.json`` and load ``model.safetensors`` strictly.
 
     Returns:
         ``(model, metadata)`` with the model in eval mode on ``device``.
     """
-    from robustcv.models import ModelSpec, build_model
+    from robustcv.models import build_model
 
     meta = read_metadata(directory)
     state = read_weights(directory)
-    try:
-        info = DataInfo.from_dict(meta["data_info"])
-        spec = dataclasses.replace(ModelSpec.from_dict(meta["model"]), weights=None)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"checkpoint {directory} has incomplete metadata: {exc}") from None
-    model = build_model(spec, info)
+    model = build_model(dataclasses.replace(meta.model, weights=None), meta.data_info)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from robustcv.errors import UserError
-from robustcv.evaluation.attacking import build_attack, parse_attack_spec, split_attack_list
+from attacks.specs import parse_attack_spec, split_attack_list
+from robustcv.evaluation.attacking import build_attack
 from robustcv.evaluation.config import EvalConfig
 
 

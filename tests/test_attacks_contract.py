@@ -23,7 +23,7 @@ CASES = [
     Case("fgsm", {"norm": "l2"}, "l2", 1.0),
     Case("pgd", {"steps": 5, "seed": 0}, "linf", 0.1),
     Case("pgd", {"steps": 5, "norm": "l2", "seed": 0}, "l2", 1.0),
-    Case("pgd", {"steps": 5, "loss": "margin", "restarts": 2, "seed": 0}, "linf", 0.2),
+    Case("pgd", {"steps": 5, "objective": "margin", "restarts": 2, "seed": 0}, "linf", 0.2),
     Case("pgd", {"steps": 5, "early_stop": False, "random_start": False}, "linf", 0.05),
 ]
 IDS = [f"{c.name}-{c.norm}-{'-'.join(f'{k}={v}' for k, v in c.kwargs.items() if k != 'norm') or 'default'}"
@@ -148,7 +148,7 @@ def test_registry_and_errors(digits):
     with pytest.raises(ValueError, match="norm"):
         PGD(norm="l1")
     with pytest.raises(ValueError, match="loss"):
-        PGD(loss="hinge")
+        PGD(objective="hinge")
     with pytest.raises(ValueError, match="eps"):
         PGD()(model, x, y, -0.1)
     with pytest.raises(ValueError, match="target"):

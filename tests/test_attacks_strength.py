@@ -57,7 +57,7 @@ def test_targeted_hits_target(loss, mode, digits):
     model, x, y = digits
     target = make_targets(model, x, y, mode, 10, generator=torch.Generator().manual_seed(0))
     assert (target != y).float().mean() > 0.95 and target.min() >= 0 and target.max() < 10
-    x_adv = PGD(steps=20, targeted=True, loss=loss, seed=0)(model, x, y, 0.4, target=target)
+    x_adv = PGD(steps=20, targeted=True, objective=loss, seed=0)(model, x, y, 0.4, target=target)
     with torch.no_grad():
         hit = (model(x_adv).argmax(1) == target).float().mean()
     assert hit >= 0.9
@@ -83,7 +83,7 @@ def test_margin_loss_works(digits):
     m = margin(logits, y)
     assert torch.equal(m > 0, logits.argmax(1) != y)  # positive margin == misclassified
     ce_acc = accuracy(model, PGD(steps=10, seed=0)(model, x, y, 0.1), y)
-    margin_acc = accuracy(model, PGD(steps=10, loss="margin", seed=0)(model, x, y, 0.1), y)
+    margin_acc = accuracy(model, PGD(steps=10, objective="margin", seed=0)(model, x, y, 0.1), y)
     assert margin_acc < accuracy(model, x, y) - 0.3
     assert abs(margin_acc - ce_acc) <= 0.05
 
@@ -96,7 +96,7 @@ def test_custom_loss_callable(digits):
         calls.append(1)
         return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
 
-    x_adv = PGD(steps=3, loss=loss, seed=0)(model, x, y, 0.2)
+    x_adv = PGD(steps=3, objective=loss, seed=0)(model, x, y, 0.2)
     assert calls and accuracy(model, x_adv, y) < accuracy(model, x, y) - 0.3
 
 

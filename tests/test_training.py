@@ -15,7 +15,7 @@ from robustcv.models import ModelSpec
 from robustcv.training import Recipe, ensure_trained, spec_hash
 from robustcv.training.augment import build_batch_mix
 from robustcv.training.losses import balanced_class_weights, focal_loss, make_loss
-from robustcv.training.metrics import classification_report
+from robustcv.metrics import classification_report
 from robustcv.training.optim import LRSchedule
 
 
@@ -63,7 +63,7 @@ def test_segmentation_loss_ignores_ignore_index():
     logits = torch.randn(2, 3, 4, 4)
     mask = torch.randint(0, 3, (2, 4, 4))
     mask[0, 0] = 255
-    loss = make_loss("ce", num_classes=3, ignore_index=255)(logits, mask)
+    loss = make_loss("ce", family="pixel-softmax", num_classes=3, ignore_index=255)(logits, mask)
     assert torch.allclose(loss, F.cross_entropy(logits, mask, ignore_index=255), atol=1e-6)
 
 
@@ -117,8 +117,8 @@ def default_model(tmp_path_factory):
 def test_default_training_reaches_95_percent_on_digits(default_model):
     _, result = default_model
     assert result.trained
-    assert result.metadata["test_metrics"]["accuracy"] >= 0.95
-    assert len(result.metadata["history"]) == Recipe().epochs
+    assert result.metadata.test_metrics["accuracy"] >= 0.95
+    assert len(result.metadata.history) == Recipe().epochs
     assert (result.checkpoint / "learning_curves.png").stat().st_size > 1000
 
 
@@ -135,11 +135,11 @@ def test_same_seed_same_metrics(tmp_path):
     recipe = Recipe(epochs=2, seed=3)
     a = ensure_trained(DataSpec(), ModelSpec(), recipe, models_dir=tmp_path / "a", show_progress=False)
     b = ensure_trained(DataSpec(), ModelSpec(), recipe, models_dir=tmp_path / "b", show_progress=False)
-    assert a.metadata["test_metrics"] == b.metadata["test_metrics"]
-    assert [h["train_loss"] for h in a.metadata["history"]] == [h["train_loss"] for h in b.metadata["history"]]
+    assert a.metadata.test_metrics == b.metadata.test_metrics
+    assert [h["train_loss"] for h in a.metadata.history] == [h["train_loss"] for h in b.metadata.history]
     c = ensure_trained(DataSpec(), ModelSpec(), Recipe(epochs=2, seed=4), models_dir=tmp_path / "c",
                        show_progress=False)
-    assert [h["train_loss"] for h in c.metadata["history"]] != [h["train_loss"] for h in a.metadata["history"]]
+    assert [h["train_loss"] for h in c.metadata.history] != [h["train_loss"] for h in a.metadata.history]
 
 
 @pytest.mark.parametrize("extra", [
@@ -150,5 +150,5 @@ def test_same_seed_same_metrics(tmp_path):
 def test_recipes_train_and_learn(tmp_path, extra):
     result = ensure_trained(DataSpec(), ModelSpec(), Recipe(epochs=3, **extra), models_dir=tmp_path,
                             show_progress=False)
-    assert result.metadata["test_metrics"]["accuracy"] > 0.6
-    assert result.metadata["recipe"]["epochs"] == 3
+    assert result.metadata.test_metrics["accuracy"] > 0.6
+    assert result.metadata.recipe["epochs"] == 3

@@ -16,7 +16,8 @@ from robustcv.data import DataSpec, as_tensors, get_dataset
 from robustcv.models import ModelSpec, build_model
 from robustcv.training import Recipe, ensure_trained
 from robustcv.training import trainer as trainer_module
-from robustcv.training.trainer import fit, robust_val_accuracy
+from robustcv.tasks import get_task
+from robustcv.training.trainer import Validation, fit, robust_val_accuracy
 
 EPS = 0.1
 CPU = torch.device("cpu")
@@ -39,15 +40,16 @@ def test_adversarial_history_records_robust_val_and_keeps_the_best_robust_epoch(
     recipe = Recipe(epochs=3, adv_train="fgsm-rs", train_eps=EPS)
     result = ensure_trained(DataSpec(), ModelSpec(), recipe, models_dir=tmp_path, show_progress=False)
     meta = result.metadata
-    robust = [h["val_robust_accuracy"] for h in meta["history"]]
+    robust = [h["val_robust_accuracy"] for h in meta.history]
     assert len(robust) == 3 and all(0.0 <= r <= 1.0 for r in robust)
-    assert all(h["seconds"] > 0 for h in meta["history"])
-    assert meta["best_epoch"] == robust.index(max(robust)) + 1  # monitor switched to robust accuracy
-    assert 0.0 <= meta["test_metrics"]["accuracy"] <= 1.0  # clean accuracy of the kept model
+    assert all(h["seconds"] > 0 for h in meta.history)
+    assert meta.best_epoch == robust.index(max(robust)) + 1  # monitor switched to robust accuracy
+    assert 0.0 <= meta.test_metrics["accuracy"] <= 1.0  # clean accuracy of the kept model
     # The checkpoint is that epoch's model: the same fixed robust-val measurement reproduces it.
     model, _ = load_model(result.checkpoint)
     x_val, y_val = as_tensors(digits.val)
-    assert robust_val_accuracy(model, (x_val, y_val), recipe, CPU) == max(robust)
+    val = Validation(x_val, y_val, get_task(digits.info.task), digits.info)
+    assert robust_val_accuracy(model, val, "linf", recipe, CPU) == max(robust)
     assert not ensure_trained(DataSpec(), ModelSpec(), recipe, models_dir=tmp_path, show_progress=False).trained
 
 
@@ -78,7 +80,7 @@ def test_head_only_survives_adversarial_epochs_and_the_robust_val_attack(digits,
                          "backbone_training": {False}, "head_training": {True}}
     after = model.net.backbone.state_dict()
     assert {k for k in initial if not torch.equal(initial[k], after[k])} == set()
-    assert len(meta["history"]) == 2 and "val_robust_accuracy" in meta["history"][-1]
+    assert len(meta.history) == 2 and "val_robust_accuracy" in meta.history[-1]
 
 
 @pytest.mark.parametrize("kind", ["fgsm-rs", "pgd-at"])
@@ -114,16 +116,16 @@ def test_adversarial_training_gains_30_points_of_pgd20_robust_accuracy(tmp_path,
                             show_progress=False)
     meta = result.metadata
     robust = _pgd20_accuracy(load_model(result.checkpoint)[0], digits)
-    clean, std_clean = meta["test_metrics"]["accuracy"], std_meta["test_metrics"]["accuracy"]
-    history = meta["history"]
-    ratio = sum(h["seconds"] for h in history) / sum(h["seconds"] for h in std_meta["history"])
+    clean, std_clean = meta.test_metrics["accuracy"], std_meta.test_metrics["accuracy"]
+    history = meta.history
+    ratio = sum(h["seconds"] for h in history) / sum(h["seconds"] for h in std_meta.history)
     print(f"{extra['adv_train']}: PGD-20 robust acc at eps {EPS}: standard {std_robust:.3f} -> {robust:.3f}; "
-          f"clean {std_clean:.3f} -> {clean:.3f}; epoch time x{ratio:.1f}; best epoch {meta['best_epoch']}")
+          f"clean {std_clean:.3f} -> {clean:.3f}; epoch time x{ratio:.1f}; best epoch {meta.best_epoch}")
     assert robust >= std_robust + 0.30
     assert clean >= 0.90  # the clean-accuracy cost is recorded, and small on digits
     robust_val = [h["val_robust_accuracy"] for h in history]
     assert len(robust_val) == Recipe().epochs
-    assert meta["best_epoch"] == robust_val.index(max(robust_val)) + 1
+    assert meta.best_epoch == robust_val.index(max(robust_val)) + 1
 
 
 @pytest.mark.slow
@@ -132,10 +134,10 @@ def test_batchnorm_deep_cnn_adversarial_training_keeps_clean_accuracy(tmp_path, 
     standard = ensure_trained(DataSpec(), spec, Recipe(epochs=5), models_dir=tmp_path, show_progress=False)
     adv = ensure_trained(DataSpec(), spec, Recipe(epochs=5, adv_train="fgsm-rs", train_eps=EPS),
                          models_dir=tmp_path, show_progress=False)
-    clean = adv.metadata["test_metrics"]["accuracy"]
+    clean = adv.metadata.test_metrics["accuracy"]
     robust = _pgd20_accuracy(load_model(adv.checkpoint)[0], digits)
     std_robust = _pgd20_accuracy(load_model(standard.checkpoint)[0], digits)
-    print(f"deep_cnn fgsm-rs: clean {standard.metadata['test_metrics']['accuracy']:.3f} -> {clean:.3f}, "
+    print(f"deep_cnn fgsm-rs: clean {standard.metadata.test_metrics['accuracy']:.3f} -> {clean:.3f}, "
           f"PGD-20 robust {std_robust:.3f} -> {robust:.3f}")
     assert clean >= 0.90
     assert robust >= std_robust + 0.30

@@ -88,7 +88,7 @@ def test_head_only_keeps_every_backbone_tensor_bit_identical_to_the_weights_file
     saved, meta, _ = _train(tmp_path, path, "head", epochs=2)
     assert {k for k in saved if k.startswith(BODY)} == {BODY + k for k in body}  # fc.* dropped, nothing else
     assert _changed(body, {k: saved[BODY + k] for k in body}) == set()  # params AND BN buffers
-    assert meta["best_epoch"] >= 1 and len(meta["history"]) == 2
+    assert meta.best_epoch >= 1 and len(meta.history) == 2
     head = [k for k in saved if k.startswith("net.head.")]
     assert head  # the new head exists and is what trained
 
@@ -114,7 +114,7 @@ def test_staged_switches_at_the_stated_epoch_with_the_lower_backbone_lr(tmp_path
     changed = _changed(per_epoch[0]["backbone"], per_epoch[1]["backbone"])
     assert {k for k in body if k.endswith(("weight", "bias", "running_mean", "running_var"))} <= changed
     # The history's lr is the last group's: the head's before the switch, the backbone's after.
-    assert [h["lr"] for h in meta["history"]] == [pytest.approx(LR), pytest.approx(LR * SCALE)]
+    assert [h["lr"] for h in meta.history] == [pytest.approx(LR), pytest.approx(LR * SCALE)]
     # The kept checkpoint is the monitored best epoch: the backbone as loaded, or as fine-tuned.
     kept = {k: saved[BODY + k] for k in body}
-    assert _changed(body, kept) == set() if meta["best_epoch"] == 1 else _changed(per_epoch[1]["backbone"], kept) == set()
+    assert _changed(body, kept) == set() if meta.best_epoch == 1 else _changed(per_epoch[1]["backbone"], kept) == set()

@@ -13,7 +13,7 @@ from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_o
                                   run_options)
 from robustcv.console import console, stdout, table
 from robustcv.device import resolve_device
-from robustcv.evaluation.attacking import split_attack_list
+from attacks.specs import split_attack_list
 from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, default_eps_grid
 
 
@@ -62,7 +62,7 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--report/--no-report", default=True, show_default=True)
 def attack_command(**params: Any) -> None:
     """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
-    from robustcv.evaluation.stage import prepare_run_dir, run_attack_stage
+    from robustcv.evaluation.orchestrator import prepare_run_dir, run_attack_stage
 
     device = resolve_device(params["device"])
     checkpoint, meta = _checkpoint(params, device)
@@ -105,11 +105,9 @@ def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     return str(result.checkpoint), result.metadata
 
 
-def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
+def eval_config(params: dict[str, Any], meta) -> EvalConfig:
     """Resolve the evaluation settings, defaulting the eps grid to the dataset's."""
-    from robustcv.data.base import DataInfo
-
-    grid, headline = default_eps_grid(DataInfo.from_dict(meta["data_info"]), params["norm"])
+    grid, headline = default_eps_grid(meta.data_info, params["norm"])
     eps = parse_eps_list(params["eps_text"]) if params["eps_text"] else grid
     if eps and eps[0] != 0:
         eps = [0.0] + eps  # the clean point anchors the curve and the eps-0 sanity check
@@ -127,7 +125,7 @@ def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
     defenses = list(dict.fromkeys(_split(params["defense_text"]) or ["none"]))  # in order, once each
     if "none" not in defenses:
         defenses.insert(0, "none")
-    _check_targeted(params["targeted"], len(meta["data_info"]["classes"]))
+    _check_targeted(params["targeted"], meta.data_info.num_classes)
     _check_defenses(defenses)
     config = EvalConfig(attacks=split_attack_list(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
@@ -135,7 +133,7 @@ def eval_config(params: dict[str, Any], meta: dict) -> EvalConfig:
                         loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
                         eot_samples=params["eot_samples"], natural=natural, n=params["n"],
                         batch_size=params["eval_batch_size"], seed=params["seed"])
-    _check_before_writing(config)
+    _check_before_writing(config, meta)
     return config
 
 
@@ -147,15 +145,17 @@ def _check_targeted(text: str, num_classes: int) -> None:
                                  param_hint="--targeted")
 
 
-def _check_before_writing(config: EvalConfig) -> None:
+def _check_before_writing(config: EvalConfig, meta) -> None:
     """Refuse a bad grid or attack name now: with ``--force`` the old run is deleted before the
     stage starts, so a mistake found inside the stage would lose it for nothing."""
     from robustcv.evaluation.attacking import build_attack
-    from robustcv.evaluation.runner import check_config
+    from robustcv.evaluation.config import check_config
+    from robustcv.tasks import get_task
 
     check_config(config)
+    objective = get_task(meta.data_info.task).objective(meta.data_info, **meta.task_settings)
     for name in config.attacks:
-        build_attack(name, config)
+        build_attack(name, config, objective)
 
 
 def _check_defenses(specs: list[str]) -> None:

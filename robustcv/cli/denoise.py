@@ -24,15 +24,15 @@ def train_denoiser_command(params: dict[str, Any]) -> Path:
 
     device = resolve_device(params["device"])
     model, meta = load_model(params["denoiser_for"], device=device)
-    splits = get_dataset(DataSpec.from_dict(meta["data"]))
+    splits = get_dataset(meta.data)
     eps = params["train_eps"] or default_eps_grid(splits.info, "linf")[1]
-    out = Path(params["models_dir"]) / f"{meta['name']}-denoiser-eps{eps:g}"
+    out = Path(params["models_dir"]) / f"{meta.name}-denoiser-eps{eps:g}"
     if (out / "denoiser.safetensors").is_file() and not params["force"]:
         stdout.print(f"denoiser already trained, nothing to do: {out}")
         return out
     seed_everything(params["seed"])
     x, y = as_tensors(splits.train)
-    with stdout.status(f"training a denoiser for {meta['name']} at eps {eps:g}"):
+    with stdout.status(f"training a denoiser for {meta.name} at eps {eps:g}"):
         denoiser = train_denoiser(model, (x.to(device), y.to(device)), eps=eps, epochs=params["epochs"],
                                   lr=params["lr"], batch_size=params["batch_size"], seed=params["seed"])
     save_denoiser(denoiser.cpu(), out)

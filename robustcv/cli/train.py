@@ -39,11 +39,11 @@ def train_command(**params: Any) -> None:
 def print_training_summary(result) -> None:
     """The test-metrics table and the checkpoint path."""
     meta = result.metadata
-    metrics = meta["test_metrics"]
+    metrics = meta.test_metrics
     verb = "trained" if result.trained else "already trained (same spec hash), nothing to do"
     rows = [(key, metrics[key]) for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro",
                                             "f1_micro", "f1_weighted") if key in metrics]
-    rows.append(("best epoch", str(meta.get("best_epoch"))))
-    rows.append(("train seconds", float(meta.get("seconds", 0.0))))
+    rows.append(("best epoch", str(meta.best_epoch)))
+    rows.append(("train seconds", float(meta.seconds)))
     stdout.print(table("test metrics", ("metric", "value"), rows))
     stdout.print(f"{verb}: {result.checkpoint}")

@@ -1,64 +1,38 @@
 """Running one attack in one threat model over the eps grid, batch by batch."""
 from __future__ import annotations
 
-import ast
-import re
 import time
-from typing import Any
 
 import torch
 
+from attacks.objectives import Classification, Objective
 from robustcv.errors import UserError
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, OutcomeBuilder
 from robustcv.evaluation.threat import ThreatModel, judged_elsewhere
-from robustcv.training.loop import predict
+from robustcv.inference import predict
 
 
-def split_attack_list(text: str) -> list[str]:
-    """``"fgsm,foolbox:L2CarliniWagnerAttack(steps=100, confidence=0)"`` → two specs: commas
-    inside parentheses belong to the attack's arguments."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [part.strip() for part in parts + [current] if part.strip()]
+NATIVE = ("fgsm", "pgd")
 
 
-def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"foolbox:L2CarliniWagnerAttack(steps=100, confidence=0.5)"`` → name and keyword arguments
-    (Python literals; anything else is taken as a string). ``UserError`` on a malformed spec."""
-    match = re.fullmatch(r"\s*([^()\s]+)\s*(?:\((.*)\))?\s*", spec)
-    if match is None:
-        raise UserError(f"attack {spec!r}: expected NAME or NAME(key=value, ...)")
-    name, args = match.group(1), match.group(2)
-    kwargs: dict[str, Any] = {}
-    for item in split_attack_list(args or ""):
-        key, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or not key.isidentifier():
-            raise UserError(f"attack {spec!r}: argument {item!r} is not key=value")
-        try:
-            kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kwargs[key] = value
-    return name, kwargs
-
-
-def build_attack(spec: str, config: EvalConfig, **overrides):
+def build_attack(spec: str, config: EvalConfig, objective: Objective | None = None, **overrides):
     """An attack from its spec (``NAME`` or ``NAME(key=value, ...)``) and the run's settings; the
-    spec's arguments win. Unknown names and bad arguments are a ``UserError``."""
+    spec's arguments win. A spec's ``loss=NAME`` picks that loss of the run's task objective
+    (default: classification). Unknown names and bad arguments are a ``UserError``."""
     from attacks import get_attack
+    from attacks.specs import parse_attack_spec
 
-    name, arguments = parse_attack_spec(spec)
+    try:
+        name, arguments = parse_attack_spec(spec)
+        objective = (objective or Classification()).with_loss(arguments.pop("loss", config.loss))
+    except ValueError as exc:
+        raise UserError(f"attack {spec!r}: {exc}" if not str(exc).startswith("attack") else str(exc)) from None
     if "targeted" in arguments:
         raise UserError(f"attack {spec!r}: set targeting for every attack with --targeted, not per attack")
     targeted = config.targeted != "none"
-    if name in ("fgsm", "pgd"):
-        kwargs = {"norm": config.norm, "loss": config.loss, "targeted": targeted}
+    if name in NATIVE:
+        kwargs = {"norm": config.norm, "objective": objective, "targeted": targeted}
         if name == "pgd":
             kwargs.update(steps=config.steps, step_size=config.step_size, rel_step_size=config.rel_step_size,
                           restarts=config.restarts, seed=config.seed)
@@ -81,7 +55,8 @@ def build_attack(spec: str, config: EvalConfig, **overrides):
 def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: EvalConfig,
                 device: torch.device, progress=None, label: str = "") -> Outcome:
     """Attack every batch at every eps in this threat model; judge with the real defended model."""
-    builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_eps)
+    builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_eps,
+                             objective=attack.objective)
     task = progress.add_task(label, total=len(samples.x), status="") if progress is not None else None
     for start in range(0, len(samples.x), config.batch_size):
         batch = slice(start, start + config.batch_size)

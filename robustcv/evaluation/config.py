@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robustcv.data.base import DataInfo
+from robustcv.errors import UserError
 
 NATURAL_KINDS = ("translate", "rotate", "noise", "blur", "brightness")
 
@@ -68,3 +69,25 @@ class EvalConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_config(config: EvalConfig) -> None:
+    """Refuse configurations that cannot give meaningful numbers, with one line (the one place
+    the eps grid and the loop sizes are validated)."""
+    if not config.eps or any(not e >= 0 for e in config.eps):
+        raise UserError("--eps needs non-negative values, e.g. 0,1/255,2/255,4/255,8/255")
+    if config.eps != sorted(config.eps) or len(set(config.eps)) != len(config.eps):
+        raise UserError("--eps values must be distinct and ascending")
+    if config.norm == "linf" and config.eps[-1] > 1:
+        raise UserError(f"--eps {config.eps[-1]} is larger than the whole [0, 1] pixel range")
+    if config.headline_eps not in config.eps:
+        raise UserError(f"headline eps {config.headline_eps:.4g} is not on the eps grid {config.eps}")
+    if not config.attacks:
+        raise UserError("--attack needs at least one attack, e.g. fgsm,pgd")
+    if config.n < 1 or config.batch_size < 1 or config.steps < 1:
+        raise UserError("--n, --batch-size and --steps must be at least 1")
+
+
+def pgd_step_size(config: EvalConfig, eps: float) -> float:
+    """The PGD step size the run uses at ``eps`` (absolute, or relative to eps)."""
+    return config.step_size or config.rel_step_size * eps

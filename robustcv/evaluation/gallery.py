@@ -12,9 +12,22 @@ from PIL import Image
 from torch import nn
 
 from robustcv.results import GalleryItem, write_bytes_atomic
-from robustcv.training.loop import predict
+from robustcv.inference import predict
 
 MIN_SIDE = 96
+
+
+def gallery_for(out_dir: Path, model_name: str, run, samples, classes: Sequence[str], config,
+                device: torch.device) -> list[GalleryItem]:
+    """Examples from the strongest attack on the first defense (the undefended model by default)."""
+    candidates = [o for o in run.outcomes if o.headline is not None]
+    if not candidates or config.gallery <= 0:
+        return []
+    index = candidates[0].eps.index(config.headline_eps) if config.headline_eps in candidates[0].eps else -1
+    best = min(candidates, key=lambda o: float(o.correct[index].float().mean()))
+    indices = pick_examples(run.clean_correct, ~best.correct[index], config.gallery)
+    meta = {"model": model_name, "defense": run.spec, "attack": best.attack, "eps": float(best.eps[index])}
+    return save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, classes, meta, device)
 
 
 def pick_examples(clean_correct: torch.Tensor, fooled: torch.Tensor, count: int) -> list[int]:

@@ -9,7 +9,8 @@ from robustcv.evaluation.config import EvalConfig
 from robustcv.results import Record
 
 
-def natural_records(model_name: str, model, samples, config: EvalConfig, device: torch.device) -> list[Record]:
+def natural_records(model_name: str, model, samples, objective, config: EvalConfig,
+                    device: torch.device) -> list[Record]:
     """Accuracy at each value of each transform's grid, and the worst case over the grid.
 
     Records use attack ``natural:<kind>`` with the transform's parameter in ``eps``; the worst
@@ -23,7 +24,8 @@ def natural_records(model_name: str, model, samples, config: EvalConfig, device:
         transform = get_natural(kind)
         start = time.perf_counter()
         result = natural_sweep(model, x, y, transform, transform.default_grid,
-                               generator=torch.Generator(device=device).manual_seed(config.seed))
+                               generator=torch.Generator(device=device).manual_seed(config.seed),
+                               correct=objective.correct)
         seconds = round((time.perf_counter() - start) / max(1, len(result.values)), 4)
         base = dict(model=model_name, defense="none", attack=f"natural:{kind}", adaptive=False, n=len(y))
         for value, accuracy in zip(result.values, result.accuracy):

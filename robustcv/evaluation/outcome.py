@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
+
+from attacks.objectives import Classification, Objective
 
 
 @dataclass
@@ -34,8 +35,10 @@ class Outcome:
 class OutcomeBuilder:
     """Folds batches of per-eps adversarials into an ``Outcome``."""
 
-    def __init__(self, attack: str, adaptive: bool, eps: list[float], norm: str, headline_eps: float) -> None:
+    def __init__(self, attack: str, adaptive: bool, eps: list[float], norm: str, headline_eps: float,
+                 objective: Objective | None = None) -> None:
         self.attack, self.adaptive, self.eps, self.norm = attack, adaptive, eps, norm
+        self.objective = objective or Classification()
         self.headline_index = eps.index(headline_eps) if headline_eps in eps else len(eps) - 1
         self.parts: dict[str, list[torch.Tensor]] = {k: [] for k in
                                                       ("correct", "hit", "conf", "linf", "l2", "psnr", "headline")}
@@ -57,14 +60,14 @@ class OutcomeBuilder:
         for j, (x_adv, out) in enumerate(zip(x_advs, logits)):
             x_adv, out = x_adv.detach().cpu(), out.detach().cpu()
             self.max_violation = max(self.max_violation, _violation(x, x_adv, self.eps[j], self.norm))
-            correct = out.argmax(1) == y
+            correct = self.objective.correct(out, y)
             replace = alive.clone()  # survivors take their newest attempt; fooled ones keep theirs
             kept[replace] = x_adv[replace]
             kept_logits = out.clone() if kept_logits is None else torch.where(replace[:, None], out, kept_logits)
             alive &= correct
             if target is not None:
-                hit |= out.argmax(1) == target
-            self._row(rows, x, y, kept, kept_logits, alive, hit)
+                hit |= self.objective.success(out, target, targeted=True)
+            self._row(rows, x, y, kept, self.objective.confidence(kept_logits, y), alive, hit)
             self.seconds[j] += seconds[j]
             if j == self.headline_index:
                 self.parts["headline"].append(kept.clone())
@@ -73,12 +76,12 @@ class OutcomeBuilder:
         self.grad_calls += grad_calls
 
     @staticmethod
-    def _row(rows, x, y, kept, kept_logits, alive, hit) -> None:
+    def _row(rows, x, y, kept, confidence, alive, hit) -> None:
         delta = (kept - x).flatten(1)
         mse = delta.pow(2).mean(1)
         rows["correct"].append(alive.clone())
         rows["hit"].append(hit.clone())
-        rows["conf"].append(F.softmax(kept_logits.float(), 1).gather(1, y[:, None]).squeeze(1))
+        rows["conf"].append(confidence)
         rows["linf"].append(delta.abs().amax(1))
         rows["l2"].append(delta.norm(dim=1))
         rows["psnr"].append(torch.where(mse > 0, 10 * torch.log10(1.0 / mse.clamp_min(1e-20)), torch.nan))

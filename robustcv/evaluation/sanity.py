@@ -6,16 +6,34 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from robustcv.evaluation.config import SANITY_EPS, EvalConfig
+from attacks.objectives import Objective
+from robustcv.evaluation.config import SANITY_EPS, EvalConfig, pgd_step_size
 from robustcv.evaluation.outcome import Outcome
 from robustcv.results import SanityCheck
-from robustcv.training.loop import predict
+from robustcv.inference import predict
 
+SANITY_SAMPLES = 200  # the independent PGD runs of the checks use the first samples only
 BOUND_TOLERANCE = 1e-5
 RANDOMIZED_TOLERANCE = 0.05  # attacks on a randomized defense follow random gradients
 # Two attacks fool different samples; an adaptive attack within one point (or one sample) of the
 # naive one on some eps is not broken (the reported figure is the per-sample worst case anyway).
 ADAPTIVE_TOLERANCE = 0.01
+
+
+def sanity_checks(model_name: str, model: nn.Module, runs: Sequence, samples, objective: Objective,
+                  config: EvalConfig, device: torch.device) -> list[SanityCheck]:
+    """Every rule-7 check: from the outcomes, plus a very-large-eps and a more-steps PGD run."""
+    first = samples.head(SANITY_SAMPLES)
+    targeted = first.target is not None
+    checks = [large_eps_check(model_name, model, first.x, first.y, objective, config, device)]
+    for run in runs:
+        clean = float(run.clean_correct.float().mean())
+        checks += outcome_checks(model_name, run.spec, run.outcomes, clean, run.worst, run.randomized,
+                                 targeted=targeted)
+        checks.append(more_steps_check(model_name, run.spec, run.strongest_attack_model, run.judge, first, objective,
+                                       config, device, tol=RANDOMIZED_TOLERANCE if run.randomized else 0.0,
+                                       early_stop=not run.randomized))
+    return checks
 
 
 def outcome_checks(model: str, defense: str, outcomes: Sequence[Outcome], clean_acc: float,
@@ -104,23 +122,24 @@ def _adaptive_vs_naive(model: str, defense: str, outcomes: Sequence[Outcome], to
                        {"eps": outcomes[0].eps, "adaptive": adaptive, "naive": naive})
 
 
-def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: EvalConfig,
-                    device: torch.device, max_accuracy: float = 0.05) -> SanityCheck:
+def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Objective,
+                    config: EvalConfig, device: torch.device, max_accuracy: float = 0.05) -> SanityCheck:
     """An undefended model must be fooled almost always when eps covers the whole pixel range."""
     from attacks import PGD
 
     eps = SANITY_EPS[config.norm]
-    attack = PGD(norm=config.norm, steps=config.steps, random_start=True, seed=config.seed)
+    attack = PGD(norm=config.norm, steps=config.steps, random_start=True, seed=config.seed,
+                 objective=objective.with_loss(None))
     x_adv = attack(model, x.to(device), y.to(device), eps)
-    acc = float((predict(model, x_adv, device).argmax(1) == y).float().mean())
+    acc = float(objective.correct(predict(model, x_adv, device), y).float().mean())
     return SanityCheck(f"accuracy reaches ~0 at a very large eps ({eps})", acc <= max_accuracy,
                        f"PGD-{config.steps} robust accuracy {acc:.4f} at eps {eps} (must be ≤ {max_accuracy})",
                        model_name, "none", {"eps": eps, "robust_accuracy": acc, "n": len(y)})
 
 
-def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, judge: nn.Module, x: torch.Tensor,
-                     y: torch.Tensor, config: EvalConfig, device: torch.device, tol: float,
-                     early_stop: bool = True, target: torch.Tensor | None = None) -> SanityCheck:
+def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, judge: nn.Module, samples,
+                     objective: Objective, config: EvalConfig, device: torch.device, tol: float,
+                     early_stop: bool = True) -> SanityCheck:
     """PGD with 4x the steps at the headline eps must not leave the model *more* accurate.
 
     Both runs use the step size of the shorter one and the same random start, so the longer run
@@ -130,18 +149,18 @@ def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, jud
     from attacks import PGD
 
     accs = {}
-    step_size = config.step_size or config.rel_step_size * config.headline_eps
+    x, y, target = samples.x, samples.y, samples.target
     targeted = target is not None  # then the configured (targeted) attack is the one checked
     for steps in (config.steps, 4 * config.steps):
-        attack = PGD(norm=config.norm, steps=steps, step_size=step_size, restarts=config.restarts,
-                     loss=config.loss, random_start=True, seed=config.seed, early_stop=early_stop,
-                     targeted=targeted)
+        attack = PGD(norm=config.norm, steps=steps, step_size=pgd_step_size(config, config.headline_eps),
+                     restarts=config.restarts, objective=objective, random_start=True, seed=config.seed,
+                     early_stop=early_stop, targeted=targeted)
         kwargs = {"target": target.to(device)} if targeted else {}
         x_adv = attack(attack_model, x.to(device), y.to(device), config.headline_eps, **kwargs)
-        pred = predict(judge, x_adv, device).argmax(1)
-        accs[steps] = float((pred == y).float().mean())
+        logits = predict(judge, x_adv, device)
+        accs[steps] = float(objective.correct(logits, y).float().mean())
         if targeted:  # a targeted attack is judged by how often it reaches the target
-            accs[steps] = (accs[steps], float((pred == target).float().mean()))
+            accs[steps] = (accs[steps], float(objective.success(logits, target, targeted=True).float().mean()))
     if targeted:
         (base, base_hits), (more, more_hits) = accs[config.steps], accs[4 * config.steps]
         return SanityCheck("more PGD steps do not help the model (targeted)", more_hits >= base_hits - tol - 1e-9,

@@ -13,7 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from attacks.frozen import eval_frozen
-from robustcv.tasks import Task
+from robustcv.inference import predict
+from robustcv.metrics import MetricState
 from robustcv.training.losses import LossFn
 from robustcv.training.optim import LRSchedule
 
@@ -28,16 +29,15 @@ class EpochContext:
     schedule: LRSchedule
     loss_fn: LossFn
     device: torch.device
-    task: Task
+    new_metrics: Callable[[], MetricState]  # the task's empty accumulator
     objective: Any = None  # defenses.adversarial objective, or None for standard training
     batch_mix: Callable | None = None  # MixUp/CutMix on (images, labels)
-    ignore_index: int | None = None
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epoch: int,
                     on_step: StepCallback | None = None) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss and accuracy on the (augmented) batches."""
-    total_loss, correct, counted = 0.0, 0.0, 0
+    """One pass over ``loader``; returns mean loss and the task's accuracy on the (augmented) batches."""
+    total_loss, metrics = 0.0, ctx.new_metrics()
     for step, (x, y) in enumerate(loader):
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         hard = y
@@ -51,13 +51,11 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epo
         ctx.optimizer.step()
         n_batch = x.shape[0]
         total_loss += float(loss.detach()) * n_batch
-        hits, count = _hits(logits.detach(), hard, ctx.ignore_index)
-        correct += hits
-        counted += count
+        metrics.update(logits.detach(), hard)
         if on_step is not None:
-            on_step(total_loss / max(1, _seen(step, loader, n_batch)), correct / max(1, counted))
+            on_step(total_loss / max(1, _seen(step, loader, n_batch)), metrics.accuracy)
     samples = len(loader.dataset)  # type: ignore[arg-type]
-    return {"train_loss": total_loss / max(1, samples), "train_accuracy": correct / max(1, counted)}
+    return {"train_loss": total_loss / max(1, samples), "train_accuracy": metrics.accuracy}
 
 
 def _seen(step: int, loader: DataLoader, last_batch: int) -> int:
@@ -82,29 +80,14 @@ def _clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x)
 
 
-def _hits(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None) -> tuple[float, int]:
-    """Correct predictions and how many were counted (pixels for segmentation)."""
-    pred = logits.argmax(dim=1)
-    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
-    return float(((pred == target) & valid).sum()), int(valid.sum())
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
-    """Logits for a tensor of images, batched, in eval mode (caller restores the mode)."""
-    model.eval()
-    outs = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
-             device: torch.device, ignore_index: int | None = None) -> dict[str, float]:
-    """Loss and accuracy (pixel accuracy for segmentation) on tensors, in eval mode."""
+             device: torch.device, metrics: MetricState) -> dict[str, Any]:
+    """Loss, the task's accuracy and its full metrics on tensors, in eval mode."""
     logits = predict(model, x, device)
     with torch.inference_mode():
         loss = float(loss_fn(logits, y)) if len(y) else 0.0
-    hits, count = _hits(logits, y, ignore_index)
-    return {"loss": loss, "accuracy": hits / max(1, count)}
+    metrics.update(logits, y)
+    return {"loss": loss, "accuracy": metrics.accuracy, "metrics": metrics.compute()}
 
 
 def timed(fn: Callable[[], dict[str, float]]) -> tuple[dict[str, float], float]:

@@ -6,7 +6,7 @@ existing checkpoint when one with the same spec hash exists, and trains otherwis
 from __future__ import annotations
 
 import copy
-import platform
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -17,16 +17,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-import robustcv
-from robustcv.checkpoint import META_FILE, read_metadata, save_checkpoint
+from robustcv.checkpoint import META_FILE, ModelMetadata, read_metadata, save_checkpoint
 from robustcv.console import progress_bar
 from robustcv.data import DataSpec, Splits, as_tensors, get_dataset
 from robustcv.models import FreezePlan, ModelSpec, build_model
-from robustcv.tasks import Task
+from robustcv.inference import library_versions, predict
+from robustcv.tasks import TaskDefinition, get_task
 from robustcv.training.augment import AugmentedDataset, build_augmentation, build_batch_mix
 from robustcv.training.losses import class_weights_for, make_loss
-from robustcv.training.loop import EpochContext, evaluate, predict, train_one_epoch
-from robustcv.training.metrics import classification_report
+from robustcv.training.loop import EpochContext, evaluate, train_one_epoch
 from robustcv.training.optim import LRSchedule, build_optimizer
 from robustcv.training.recipe import Recipe, spec_hash
 
@@ -36,7 +35,7 @@ class TrainResult:
     """Where the checkpoint is, its metadata, and whether this call trained it."""
 
     checkpoint: Path
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
     trained: bool
 
 
@@ -58,13 +57,13 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
     directory = Path(models_dir) / checkpoint_name(data, model, digest)
     if (directory / META_FILE).is_file() and not force:
         meta = read_metadata(directory)
-        if meta.get("spec_hash") == digest:
+        if meta.spec_hash == digest:
             return TrainResult(directory, meta, trained=False)
     splits = get_dataset(data)
     net, meta = fit(splits, data, model, recipe, device=torch.device(device), show_progress=show_progress)
-    meta.update(name=directory.name, spec_hash=digest)
+    meta = dataclasses.replace(meta, name=directory.name, spec_hash=digest)
     save_checkpoint(directory, net, meta, force=True)
-    save_learning_curves(meta["history"], directory / "learning_curves.png", meta["name"])
+    save_learning_curves(meta.history, directory / "learning_curves.png", meta.name)
     return TrainResult(directory, read_metadata(directory), trained=True)
 
 
@@ -77,42 +76,54 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def fit(splits: Splits, data: DataSpec, model_spec: ModelSpec, recipe: Recipe, *,
-        device: torch.device, show_progress: bool = True) -> tuple[torch.nn.Module, dict[str, Any]]:
+        device: torch.device, show_progress: bool = True) -> tuple[torch.nn.Module, ModelMetadata]:
     """Train a model and return it (best epoch restored) with its metadata for ``model.json``."""
     started = time.perf_counter()
     generator = seed_everything(recipe.seed)
     info = splits.info
+    task = get_task(info.task)
     model = build_model(model_spec, info).to(device)
     x_val, y_val = as_tensors(splits.val)
-    loss_fn = _loss_for(recipe, splits, info)
+    loss_fn = _loss_for(recipe, splits, info, task)
     loader = _train_loader(splits, recipe, generator)
     plan = FreezePlan.parse(recipe.freeze)
     ctx = EpochContext(
         optimizer=build_optimizer(plan.apply(model, 0, lr=recipe.lr, backbone_lr_scale=recipe.backbone_lr_scale), recipe),
         schedule=LRSchedule(recipe, len(loader), mode="min" if recipe.monitor == "val_loss" else "max"),
-        loss_fn=loss_fn, device=device, task=info.task, objective=_objective_for(recipe),
-        batch_mix=build_batch_mix(recipe.mixup, recipe.cutmix, info.num_classes), ignore_index=info.ignore_index,
+        loss_fn=loss_fn, device=device, new_metrics=lambda: task.accumulator(info), objective=_objective_for(recipe),
+        batch_mix=build_batch_mix(recipe.mixup, recipe.cutmix, info.num_classes),
     )
-    history, best_state, best_epoch = _run_epochs(model, loader, ctx, plan, recipe, (x_val, y_val), show_progress)
+    val = Validation(x_val, y_val, task, info)
+    history, best_state, best_epoch = _run_epochs(model, loader, ctx, plan, recipe, val, show_progress)
     model.load_state_dict(best_state)
     model.eval()
-    meta = {
-        "data": data.to_dict(), "data_info": info.to_dict(), "model": model_spec.to_dict(),
-        "recipe": recipe.to_dict(), "history": history, "best_epoch": best_epoch,
-        "test_metrics": test_metrics(model, splits, device), "versions": library_versions(),
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seconds": round(time.perf_counter() - started, 3), "device": str(device),
-    }
+    meta = ModelMetadata(
+        name="", data=data, data_info=info, model=model_spec, recipe=recipe.to_dict(), history=history,
+        best_epoch=best_epoch, test_metrics=test_metrics(model, splits, task, device), versions=library_versions(),
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        seconds=round(time.perf_counter() - started, 3), device=str(device),
+    )
     return model, meta
 
 
-def _loss_for(recipe: Recipe, splits: Splits, info) -> Any:
+@dataclass
+class Validation:
+    """The validation split as tensors, with the task that scores it."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: TaskDefinition
+    info: Any
+
+
+def _loss_for(recipe: Recipe, splits: Splits, info, task: TaskDefinition) -> Any:
     weights = None
     if recipe.class_weights != "none":
         _, y_train = as_tensors(splits.train)
-        weights = class_weights_for(recipe.class_weights, y_train, info.num_classes)
-    return make_loss(recipe.loss, num_classes=info.num_classes, label_smoothing=recipe.label_smoothing,
-                     focal_gamma=recipe.focal_gamma, class_weights=weights, ignore_index=info.ignore_index)
+        weights = class_weights_for(recipe.class_weights, y_train, info.num_classes, task.loss_family)
+    return make_loss(recipe.loss, family=task.loss_family, num_classes=info.num_classes,
+                     label_smoothing=recipe.label_smoothing, focal_gamma=recipe.focal_gamma,
+                     class_weights=weights, ignore_index=info.ignore_index)
 
 
 def _train_loader(splits: Splits, recipe: Recipe, generator: torch.Generator) -> DataLoader:
@@ -131,13 +142,18 @@ def _objective_for(recipe: Recipe) -> Any:
     return build_objective(recipe.adv_train, eps=recipe.train_eps, steps=recipe.train_steps, beta=recipe.trades_beta)
 
 
-def _monitor(recipe: Recipe) -> str:
-    """Adversarial training keeps the epoch with the best robust validation accuracy."""
-    return "val_robust_accuracy" if recipe.adversarial and recipe.monitor == "val_accuracy" else recipe.monitor
+def _monitor(recipe: Recipe, task: TaskDefinition) -> str:
+    """Adversarial training keeps the epoch with the best robust validation accuracy; other tasks
+    than classification monitor their headline metric (mIoU, mAP) in place of accuracy."""
+    if recipe.monitor != "val_accuracy":
+        return recipe.monitor
+    if recipe.adversarial:
+        return "val_robust_accuracy"
+    return f"val_{task.headline_metric}"
 
 
 def _run_epochs(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, show_progress: bool):
-    monitor = _monitor(recipe)
+    monitor = _monitor(recipe, val.task)
     sign = -1.0 if monitor == "val_loss" else 1.0
     history: list[dict[str, Any]] = []
     best_score, best_state, best_epoch, stale = float("-inf"), None, 0, 0
@@ -169,10 +185,13 @@ def _one_epoch(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, epoc
     plan.set_train_mode(model, epoch)
     record: dict[str, Any] = {"epoch": epoch + 1}
     record.update(train_one_epoch(model, loader, ctx, epoch, on_step))
-    scores = evaluate(model, val[0], val[1], ctx.loss_fn, ctx.device, ctx.ignore_index)
+    scores = evaluate(model, val.x, val.y, ctx.loss_fn, ctx.device, val.task.accumulator(val.info))
     record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+    headline = val.task.headline_metric
+    if headline != "accuracy":
+        record[f"val_{headline}"] = scores["metrics"][headline]
     if recipe.adversarial:
-        record["val_robust_accuracy"] = robust_val_accuracy(model, val, recipe, ctx.device)
+        record["val_robust_accuracy"] = robust_val_accuracy(model, val, ctx.objective.norm, recipe, ctx.device)
     record["lr"] = ctx.optimizer.param_groups[-1]["lr"]
     record["seconds"] = round(time.perf_counter() - start, 3)
     status = (f"loss {record['train_loss']:.3f} acc {record['train_accuracy']:.3f} · "
@@ -183,35 +202,24 @@ def _one_epoch(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, epoc
     return record
 
 
-def robust_val_accuracy(model, val, recipe: Recipe, device: torch.device, n: int = 256) -> float:
-    """PGD-10 robust accuracy on a fixed validation batch: catches catastrophic overfitting."""
+def robust_val_accuracy(model, val: Validation, norm: str, recipe: Recipe, device: torch.device,
+                        n: int = 256) -> float:
+    """PGD-10 robust accuracy (in the adversarial training's norm) on a fixed validation batch:
+    catches catastrophic overfitting. For segmentation, the share of images still "correct"."""
     from attacks import PGD
 
-    x, y = val[0][:n].to(device), val[1][:n].to(device)
-    attack = PGD(norm="linf", steps=10, random_start=True, seed=recipe.seed)
+    objective = val.task.objective(val.info)
+    x, y = val.x[:n].to(device), val.y[:n].to(device)
+    attack = PGD(norm=norm, steps=10, random_start=True, seed=recipe.seed, objective=objective)
     x_adv = attack(model, x, y, recipe.train_eps)
-    pred = predict(model, x_adv, device).argmax(dim=1)
-    return float((pred == y.cpu()).float().mean())
+    return float(objective.correct(predict(model, x_adv, device), y.cpu()).float().mean())
 
 
-def test_metrics(model: torch.nn.Module, splits: Splits, device: torch.device) -> dict[str, Any]:
-    """Test-split metrics: the classification report, or pixel accuracy for segmentation."""
+def test_metrics(model: torch.nn.Module, splits: Splits, task: TaskDefinition,
+                 device: torch.device) -> dict[str, Any]:
+    """The task's metrics on the test split (classification report, mIoU, mAP...)."""
     x, y = as_tensors(splits.test)
-    logits = predict(model, x, device)
-    info = splits.info
-    if info.task == Task.SEGMENTATION:
-        keep = y != info.ignore_index if info.ignore_index is not None else torch.ones_like(y, dtype=torch.bool)
-        return classification_report(y[keep], logits.argmax(1)[keep], info.classes)
-    return classification_report(y, logits.argmax(dim=1), info.classes)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that matter for reproducing a number."""
-    import numpy
-    import torchvision
-
-    return {"robustcv": robustcv.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    return task.accumulator(splits.info).update(predict(model, x, device), y).compute()
 
 
 def save_learning_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:

@@ -1,0 +1,240 @@
+"""Task objectives: what an attack optimizes and when it has won (foolbox's Criterion idea).
+
+An :class:`Objective` is the one place in ``attacks`` that knows what a label is. It gives
+
+* ``loss(logits, labels) -> [B]``: a per-sample loss; untargeted attacks maximize it toward the
+  true labels, targeted attacks minimize it toward the targets, so one function serves both;
+* ``success(logits, labels, targeted) -> bool [B]``: fooled (untargeted) or target reached;
+* ``correct(logits, y) -> bool [B]``: the sample still counts as robust.
+
+Three tasks: :class:`Classification` (labels ``[B]``), :class:`Segmentation` (masks ``[B, H, W]``
+with an ``ignore_index``; an image is fooled when the fraction of fooled valid pixels reaches a
+threshold) and :class:`Multilabel` (0/1 vectors ``[B, K]``, sigmoid decisions). Two objectives
+serve training-time attacks: :class:`Divergence` (TRADES' KL to the clean prediction, labels are
+the clean logits) and :class:`LossObjective` (any scalar training loss; never "succeeds").
+Losses are chosen by name (``ce``, ``margin``, ``dlr``, ``bce``) or given as a callable.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import torch
+
+from attacks import losses
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Objective(abc.ABC):
+    """Base class: a named per-sample loss plus the task's success and correctness tests.
+
+    Args:
+        loss: a name from the subclass's ``LOSSES`` or a callable ``(logits, labels) -> [B]``.
+    """
+
+    LOSSES: dict[str, LossFn] = {}
+    DEFAULT_LOSS = "ce"
+    task = "custom"
+
+    def __init__(self, loss: str | LossFn = "ce") -> None:
+        if not callable(loss) and loss not in self.LOSSES:
+            raise ValueError(f"unknown loss {loss!r} for {self.task}; choose from "
+                             f"{', '.join(self.LOSSES)} or pass a callable")
+        self.loss_name = loss if isinstance(loss, str) else "custom"
+        self._loss = loss if callable(loss) else self.LOSSES[loss]
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss ``[B]`` toward ``labels`` (true labels or targets)."""
+        return self._loss(logits, labels)
+
+    @abc.abstractmethod
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample bool ``[B]``: the prediction still counts as right for the true ``y``."""
+
+    @abc.abstractmethod
+    def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
+        """Per-sample bool ``[B]``: fooled (untargeted) or ``labels`` (the target) reached."""
+
+    def confidence(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample probability the model gives the true labels ``[B]`` (nan when undefined)."""
+        return torch.full((logits.shape[0],), float("nan"), device=logits.device)
+
+    def with_loss(self, loss: str | LossFn | None) -> "Objective":
+        """A copy of this objective with another loss (``None``: the task's default loss)."""
+        loss = self.DEFAULT_LOSS if loss is None else loss
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        Objective.__init__(clone, loss)
+        return clone
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(loss={self.loss_name!r})"
+
+
+class Classification(Objective):
+    """One class per image: logits ``[B, K]``, labels ``[B]`` long; correct = argmax equals ``y``."""
+
+    LOSSES = {"ce": losses.cross_entropy, "margin": losses.margin, "dlr": losses.dlr}
+    task = "classification"
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return logits.argmax(dim=1) == y
+
+    def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
+        hit = logits.argmax(dim=1) == labels
+        return hit if targeted else ~hit
+
+    def confidence(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return torch.softmax(logits.float(), dim=1).gather(1, y[:, None]).squeeze(1)
+
+
+class Segmentation(Objective):
+    """One class per pixel: logits ``[B, K, H, W]``, masks ``[B, H, W]`` with ``ignore_index``.
+
+    Losses are per-pixel values averaged over each image's valid pixels. An image is fooled when
+    the fraction of its valid pixels that are wrong (untargeted) or on target (targeted) reaches
+    ``threshold``; it stays "correct" while that fraction is below it.
+
+    Args:
+        loss: ``ce``, ``margin`` or a callable ``(logits, masks) -> [B]``.
+        ignore_index: mask value left out of losses and fractions (``None``: every pixel counts).
+        threshold: fooled-pixel fraction at which an image counts as fooled. Default 0.99.
+    """
+
+    LOSSES = {"ce": losses.pixel_cross_entropy, "margin": losses.pixel_margin}
+    task = "segmentation"
+
+    def __init__(self, loss: str | LossFn = "ce", ignore_index: int | None = 255,
+                 threshold: float = 0.99) -> None:
+        if not 0.0 < float(threshold) <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.ignore_index, self.threshold = ignore_index, float(threshold)
+        super().__init__(loss)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self._loss(logits, labels, self.ignore_index)
+
+    def valid(self, labels: torch.Tensor) -> torch.Tensor:
+        """Bool mask ``[B, H, W]`` of the pixels that count."""
+        return torch.ones_like(labels, dtype=torch.bool) if self.ignore_index is None else labels != self.ignore_index
+
+    def hit_fraction(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per image, the fraction of valid pixels predicted as ``labels`` (1 when none is valid)."""
+        valid = self.valid(labels)
+        hits = ((logits.argmax(dim=1) == labels) & valid).flatten(1).sum(1)
+        count = valid.flatten(1).sum(1)
+        return torch.where(count > 0, hits / count.clamp_min(1), torch.ones_like(hits, dtype=torch.float))
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return (1.0 - self.hit_fraction(logits, y)) < self.threshold
+
+    def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
+        hit = self.hit_fraction(logits, labels)
+        return hit >= self.threshold if targeted else (1.0 - hit) >= self.threshold
+
+    def confidence(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        valid = self.valid(y)
+        safe = y.masked_fill(~valid, 0)
+        probs = torch.softmax(logits.float(), dim=1).gather(1, safe[:, None]).squeeze(1)
+        return (probs * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1)
+
+    def __repr__(self) -> str:
+        return (f"Segmentation(loss={self.loss_name!r}, ignore_index={self.ignore_index}, "
+                f"threshold={self.threshold})")
+
+
+class Multilabel(Objective):
+    """Independent 0/1 decisions: logits ``[B, K]``, labels ``[B, K]`` in {0, 1}.
+
+    A label is predicted present when its logit exceeds the logit of its probability
+    threshold. The whole label set must match to be correct (exact match); an untargeted attack
+    succeeds when any decision flips, a targeted one when every decision equals the target.
+
+    Args:
+        loss: ``bce`` (sum over labels), ``margin`` (the smallest per-label signed margin) or a callable.
+        thresholds: probability threshold, one float or a ``[K]`` tensor (per class).
+    """
+
+    LOSSES = {"bce": losses.multilabel_bce, "margin": losses.multilabel_margin}
+    DEFAULT_LOSS = "bce"
+    task = "multilabel"
+
+    def __init__(self, loss: str | LossFn = "bce", thresholds: float | torch.Tensor = 0.5) -> None:
+        probs = torch.as_tensor(thresholds, dtype=torch.float32)
+        if probs.numel() == 0 or not bool(((probs > 0) & (probs < 1)).all()):
+            raise ValueError(f"thresholds must lie in (0, 1), got {thresholds}")
+        self.logit_thresholds = torch.logit(probs.double()).float()
+        super().__init__(loss)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self._loss(logits, labels, self._thresholds(logits))
+
+    def decisions(self, logits: torch.Tensor) -> torch.Tensor:
+        """Bool ``[B, K]``: which labels are predicted present."""
+        return logits > self._thresholds(logits)
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return (self.decisions(logits) == y.bool()).all(dim=1)
+
+    def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
+        same = (self.decisions(logits) == labels.bool()).all(dim=1)
+        return same if targeted else ~same
+
+    def confidence(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        p = torch.sigmoid(logits.float() - self._thresholds(logits).float())
+        return torch.where(y.bool(), p, 1 - p).mean(dim=1)
+
+    def _thresholds(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.logit_thresholds.to(device=logits.device, dtype=logits.dtype)
+
+
+class Divergence(Objective):
+    """TRADES' inner objective: ``KL(softmax(clean) || softmax(logits))`` per sample.
+
+    ``labels`` are the clean logits (float, same shape as ``logits``); per-pixel divergences are
+    averaged for segmentation logits. No sample ever "succeeds": the attack spends its budget.
+    """
+
+    task = "divergence"
+
+    def __init__(self) -> None:
+        super().__init__(losses.kl_divergence)
+        self.loss_name = "kl"
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return logits.argmax(dim=1) == y.argmax(dim=1)
+
+    def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
+        return torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+
+
+class LossObjective(Objective):
+    """Any training loss ``(logits, labels) -> scalar`` (a batch mean), for training-time attacks.
+
+    The scalar is spread over the batch as ``[B]`` (each entry ``loss / B``), so the summed loss
+    an attack differentiates is the training loss itself. Success never fires.
+    """
+
+    task = "training"
+
+    def __init__(self, loss_fn: LossFn) -> None:
+        super().__init__(loss_fn)
+        self.loss_name = "training"
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        batch = logits.shape[0]
+        return self._loss(logits, labels).expand(batch) / batch
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
+
+    def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
+        return torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+
+
+def as_objective(objective: "Objective | str | LossFn") -> Objective:
+    """An objective from itself, a classification loss name, or a ``(logits, labels) -> [B]`` callable."""
+    if isinstance(objective, Objective):
+        return objective
+    return Classification(objective)

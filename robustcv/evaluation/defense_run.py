@@ -1,0 +1,90 @@
+"""One defense evaluated: clean correctness, then every attack in every threat model."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from attacks.objectives import Objective
+from attacks.specs import parse_attack_spec
+from robustcv.data.base import DataInfo
+from robustcv.evaluation.attacking import build_attack, run_outcome
+from robustcv.evaluation.config import EvalConfig
+from robustcv.evaluation.outcome import Outcome, min_eps, worst_case
+from robustcv.evaluation.records import class_records, outcome_records
+from robustcv.evaluation.samples import Samples
+from robustcv.evaluation.threat import ThreatModel, judged_elsewhere, threat_models
+from robustcv.inference import predict
+from robustcv.results import MinEps, Record
+
+
+@dataclass
+class DefenseRun:
+    """Everything measured for one defense: clean correctness and one outcome per attack/mode."""
+
+    spec: str
+    clean_correct: torch.Tensor
+    threats: list[ThreatModel]
+    outcomes: list[Outcome] = field(default_factory=list)
+    worst: Outcome | None = None
+
+    @property
+    def judge(self) -> nn.Module:
+        """The real defended model that decides every sample's fate."""
+        return self.threats[0].judge
+
+    @property
+    def strongest_attack_model(self) -> nn.Module:
+        """What the adaptive attack differentiates through (the model itself when undefended)."""
+        return next((t for t in self.threats if t.adaptive), self.threats[0]).attack_model
+
+    @property
+    def randomized(self) -> bool:
+        """Whether the defended model draws randomness per call."""
+        return bool(getattr(self.judge, "randomized", False))
+
+
+def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, objective: Objective,
+                     config: EvalConfig, device: torch.device, progress=None) -> DefenseRun:
+    """Clean correctness and every attack in every threat model for one parsed defense."""
+    threats = threat_models(spec, defense.to(device), model, config.eot_samples, seed=config.seed)
+    judge = threats[0].judge
+    # Judged in the attack loop's batches, so a randomized judge gives each sample the same draw.
+    clean_logits = torch.cat([predict(judge, samples.x[i:i + config.batch_size], device)
+                              for i in range(0, len(samples.x), config.batch_size)])
+    run = DefenseRun(spec, objective.correct(clean_logits, samples.y), threats)
+    for attack_spec in config.attacks:
+        for threat in threats:
+            attack = build_attack(attack_spec, config, objective, **_overrides(attack_spec, threat))
+            label = f"{spec} · {attack_spec} · {threat.mode}"
+            name = attack_spec + threat.suffix
+            run.outcomes.append(run_outcome(attack, name, threat, samples, config, device, progress, label))
+    run.worst = worst_case(run.outcomes)
+    return run
+
+
+def _overrides(attack_spec: str, threat: ThreatModel) -> dict:
+    """Keep pushing after the attack model is fooled when it is not the judge (see
+    ``threat.judged_elsewhere``): a barely-fooled point rarely fools the judge."""
+    early_stopping = parse_attack_spec(attack_spec)[0] in ("pgd",)
+    return {"early_stop": False} if judged_elsewhere(threat) and early_stopping else {}
+
+
+def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: DataInfo,
+                    targeted: bool) -> tuple[list[Record], list[MinEps]]:
+    """Tidy records and per-sample minimal eps for one defense."""
+    n = len(samples.y)
+    records = [Record(model=model_name, defense=run.spec, attack="none", adaptive=False, eps=0.0,
+                      metric="clean_accuracy", value=round(float(run.clean_correct.float().mean()), 6), n=n)]
+    min_eps_rows = []
+    # A targeted success needs a target other than the true class (a given class equals some labels).
+    eligible = run.clean_correct & (samples.target != samples.y) if targeted else run.clean_correct
+    for outcome in run.outcomes + [run.worst]:
+        is_worst = outcome is run.worst
+        records += outcome_records(outcome, model_name, run.spec, eligible, targeted,
+                                   per_sample_metrics=not is_worst)
+        min_eps_rows.append(MinEps(model=model_name, defense=run.spec, attack=outcome.attack,
+                                   adaptive=outcome.adaptive, labels=samples.y.tolist(), values=min_eps(outcome)))
+    records += class_records(run.worst, model_name, run.spec, samples.y, info.classes)
+    return records, min_eps_rows

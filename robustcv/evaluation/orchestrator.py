@@ -1,0 +1,99 @@
+"""The attack stage end to end: checkpoint in, run directory (results.json, gallery) out.
+
+Reads a checkpoint, writes ``results.json`` (and the gallery) into a run directory; the report
+reads only those files. The steps: pick the samples, evaluate every defense
+(:mod:`~robustcv.evaluation.defense_run`), the natural sweeps, the sanity checks, the gallery.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustcv.checkpoint import ModelMetadata, load_model
+from robustcv.console import progress_bar
+from robustcv.data.base import DataInfo
+from robustcv.errors import UserError
+from robustcv.evaluation.config import EvalConfig, check_config
+from robustcv.evaluation.defense_run import DefenseRun, defense_records, evaluate_defense
+from robustcv.evaluation.gallery import gallery_for
+from robustcv.evaluation.natural import natural_records
+from robustcv.evaluation.samples import run_targets, select_samples
+from robustcv.evaluation.sanity import sanity_checks
+from robustcv.inference import library_versions
+from robustcv.results import RunResults, write_json_atomic
+from robustcv.tasks import get_task
+
+
+def prepare_run_dir(out_dir: Path, force: bool) -> None:
+    """Refuse to overwrite an earlier run unless ``force``; nothing is deleted before that check."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not force:
+            raise UserError(f"run directory {out_dir} already exists (use --force to replace it, or --out)")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, device: torch.device,
+                     command: str = "", show_progress: bool = True) -> RunResults:
+    """Attack the checkpoint's model under every defense; write and return the results."""
+    from defenses import parse_defense
+
+    check_config(config)
+    torch.manual_seed(config.seed)
+    model, meta = load_model(checkpoint, device=device)
+    model.requires_grad_(False)
+    samples, info = select_samples(meta, config.n, config.seed)
+    objective = get_task(info.task).objective(info, loss=config.loss, **meta.task_settings)
+    samples.target = run_targets(model, samples, config, info.num_classes, device)
+    results = RunResults(run=run_metadata(config, meta, info, command, device, out_dir.name, len(samples.y)))
+    results.models.append(_model_entry(checkpoint, meta, out_dir))
+    runs: list[DefenseRun] = []
+    with progress_bar(show_progress) as progress:
+        for spec in config.defenses:
+            run = evaluate_defense(spec, parse_defense(spec), model, samples, objective, config, device, progress)
+            runs.append(run)
+            records, min_eps_rows = defense_records(run, meta.name, samples, info, config.targeted != "none")
+            results.records += records
+            results.min_eps += min_eps_rows
+        results.records += natural_records(meta.name, model, samples, objective, config, device)
+    results.sanity_checks = sanity_checks(meta.name, model, runs, samples, objective, config, device)
+    results.gallery = gallery_for(out_dir, meta.name, runs[0], samples, info.classes, config, device)
+    write_json_atomic(out_dir / "config.json", {"checkpoint": str(checkpoint), **config.to_dict()})
+    results.save(out_dir / "results.json")
+    return results
+
+
+def _model_entry(checkpoint: Path, meta: ModelMetadata, out_dir: Path) -> dict[str, Any]:
+    # model.json relative to the run directory (the report resolves it there): portable
+    return {"name": meta.name, "checkpoint": str(checkpoint), "spec_hash": meta.spec_hash,
+            "model_json": os.path.relpath(Path(checkpoint).resolve() / "model.json", out_dir.resolve())}
+
+
+def run_metadata(config: EvalConfig, meta: ModelMetadata, info: DataInfo, command: str, device: torch.device,
+                 name: str, n: int) -> dict[str, Any]:
+    """The ``run`` block of ``results.json``."""
+    versions = library_versions()
+    versions.update(_peer_versions())
+    return {
+        "name": name, "command": command, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seed": config.seed, "device": str(device), "versions": versions, "task": info.task.value,
+        "norm": config.norm, "eps_grid": config.eps, "headline_eps": config.headline_eps, "n": n,
+        "dataset": meta.data.to_dict(), "data_info": info.to_dict(), "config": config.to_dict(),
+    }
+
+
+def _peer_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for package in ("foolbox", "adversarial-robustness-toolbox", "torchattacks"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

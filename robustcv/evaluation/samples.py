@@ -1,0 +1,49 @@
+"""The evaluated samples: a fixed, seeded draw of the test split, with targets when targeted."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robustcv.checkpoint import ModelMetadata
+from robustcv.data import as_tensors, get_dataset
+from robustcv.data.base import DataInfo
+from robustcv.errors import UserError
+from robustcv.evaluation.config import EvalConfig
+
+
+@dataclass
+class Samples:
+    """The evaluated images, labels and (for targeted attacks) targets."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None = None
+
+    def head(self, n: int) -> "Samples":
+        """The first ``n`` samples."""
+        return Samples(self.x[:n], self.y[:n], None if self.target is None else self.target[:n])
+
+
+def select_samples(meta: ModelMetadata, n: int, seed: int) -> tuple[Samples, DataInfo]:
+    """The first ``n`` test samples after a seeded shuffle (the same ones for every run)."""
+    splits = get_dataset(meta.data)
+    x, y = as_tensors(splits.test)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: min(n, len(x))]
+    return Samples(x[order].float(), y[order]), meta.data_info
+
+
+def run_targets(model: nn.Module, samples: Samples, config: EvalConfig, num_classes: int,
+                device: torch.device) -> torch.Tensor | None:
+    """The targets of a targeted run (``--targeted``), or None."""
+    if config.targeted == "none":
+        return None
+    from attacks.targets import make_targets
+
+    mode, given = ("given", int(config.targeted)) if config.targeted.isdigit() else (config.targeted, None)
+    if given is not None and not 0 <= given < num_classes:
+        raise UserError(f"--targeted class {given} is outside 0..{num_classes - 1}")
+    generator = torch.Generator().manual_seed(config.seed)
+    return make_targets(model, samples.x.to(device), samples.y.to(device), mode, num_classes,
+                        target_class=given, generator=generator).cpu()
