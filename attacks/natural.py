@@ -18,6 +18,7 @@ from torch import nn
 
 from attacks.frozen import eval_frozen
 from attacks.objectives import Classification
+from attacks.registries import Registry
 
 
 class NaturalTransform:
@@ -116,20 +117,19 @@ class Brightness(NaturalTransform):
         return x.clone() if value == 0 else (x + float(value)).clamp(0, 1)
 
 
-NATURAL: dict[str, NaturalTransform] = {t.name: t for t in
-                                        (Translate(), Rotate(), GaussianNoise(), Blur(), Brightness())}
+NATURAL: Registry[NaturalTransform] = Registry("natural transform")
+for _transform in (Translate(), Rotate(), GaussianNoise(), Blur(), Brightness()):
+    NATURAL.register(_transform.name, _transform)
 
 
 def list_natural() -> list[str]:
     """Names of the natural transforms."""
-    return sorted(NATURAL)
+    return NATURAL.names()
 
 
 def get_natural(name: str) -> NaturalTransform:
     """The transform called ``name``; a one-line ``ValueError`` for unknown names."""
-    if name not in NATURAL:
-        raise ValueError(f"unknown natural transform {name!r}; choose from {', '.join(list_natural())}")
-    return NATURAL[name]
+    return NATURAL.get(name)
 
 
 @dataclass

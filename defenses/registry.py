@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from attacks.registries import Registry
 from defenses.base import Identity, InputDefense
 from defenses.transforms import JPEG, BitDepth, GaussianBlur, MedianFilter, RandomResizePad, TVMinimization
 
-_BUILDERS: dict[str, tuple[str, Callable[..., InputDefense]]] = {
+DEFENSES: Registry[tuple[str, Callable[..., InputDefense]]] = Registry("defense")
+_BUILTIN: dict[str, tuple[str, Callable[..., InputDefense]]] = {
     "none": ("", lambda: Identity()),
     "jpeg": ("QUALITY (int 1-95)", lambda q: JPEG(_int(q))),
     "median": ("KERNEL (odd int)", lambda k: MedianFilter(_int(k))),
@@ -40,14 +42,12 @@ def _load_denoiser(path: str) -> InputDefense:
 
 def register_defense(name: str, params: str, builder: Callable[..., InputDefense]) -> None:
     """Add ``name`` whose builder takes the comma-separated parameter strings; refuses duplicates."""
-    if name in _BUILDERS:
-        raise ValueError(f"defense {name!r} is already registered")
-    _BUILDERS[name] = (params, builder)
+    DEFENSES.register(name, (params, builder))
 
 
 def list_defenses() -> list[str]:
     """Registered defense names with their parameter syntax, e.g. ``"jpeg:QUALITY (int 1-95)"``."""
-    return sorted(name + (f":{p}" if p else "") for name, (p, _) in _BUILDERS.items())
+    return [name + (f":{DEFENSES.get(name)[0]}" if DEFENSES.get(name)[0] else "") for name in DEFENSES.names()]
 
 
 def parse_defense(spec: str) -> InputDefense:
@@ -58,9 +58,7 @@ def parse_defense(spec: str) -> InputDefense:
     """
     name, _, arg = spec.strip().partition(":")
     name = name.strip().lower()
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown defense {name!r}; choose from: {', '.join(sorted(_BUILDERS))}")
-    syntax, builder = _BUILDERS[name]
+    syntax, builder = DEFENSES.get(name)
     # A path may contain commas; the denoiser takes the whole argument.
     args = [arg] if name == "denoiser" else ([a.strip() for a in arg.split(",")] if arg else [])
     try:
@@ -69,3 +67,7 @@ def parse_defense(spec: str) -> InputDefense:
         msg = str(e) if not isinstance(e, TypeError) else "wrong number of parameters"
         usage = name + (f":{syntax}" if syntax else "")
         raise ValueError(f"bad defense {spec!r} ({msg}); usage: {usage}") from None
+
+
+for _name, (_syntax, _builder) in _BUILTIN.items():
+    register_defense(_name, _syntax, _builder)
