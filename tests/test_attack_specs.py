@@ -42,7 +42,7 @@ def test_targeted_success_counts_hits_after_a_misclassification():
 
     from robustcv.evaluation.outcome import OutcomeBuilder, worst_case
 
-    builder = OutcomeBuilder("pgd", False, [0.0, 0.1, 0.2], "linf", 0.1)
+    builder = OutcomeBuilder("pgd", False, [0.0, 0.1, 0.2], "linf", headline_index=1)
     x, y, target = torch.zeros(2, 1, 2, 2), torch.tensor([0, 0]), torch.tensor([2, 2])
     logits = [torch.tensor([[5.0, 0, 0], [5.0, 0, 0]]),   # eps 0: both correct
               torch.tensor([[0, 5.0, 0], [5.0, 0, 0]]),   # eps 0.1: sample 0 fooled into class 1

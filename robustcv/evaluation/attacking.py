@@ -55,7 +55,7 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
 def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: EvalConfig,
                 device: torch.device, progress=None, label: str = "") -> Outcome:
     """Attack every batch at every eps in this threat model; judge with the real defended model."""
-    builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_eps,
+    builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_index,
                              objective=attack.objective)
     task = progress.add_task(label, total=len(samples.x), status="") if progress is not None else None
     for start in range(0, len(samples.x), config.batch_size):

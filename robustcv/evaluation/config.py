@@ -70,6 +70,11 @@ class EvalConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def headline_index(self) -> int:
+        """Where the headline eps sits on the grid (``check_config`` guarantees it is there)."""
+        return self.eps.index(self.headline_eps) if self.headline_eps in self.eps else len(self.eps) - 1
+
 
 def check_config(config: EvalConfig) -> None:
     """Refuse configurations that cannot give meaningful numbers, with one line (the one place

@@ -23,7 +23,7 @@ def gallery_for(out_dir: Path, model_name: str, run, samples, classes: Sequence[
     candidates = [o for o in run.outcomes if o.headline is not None]
     if not candidates or config.gallery <= 0:
         return []
-    index = candidates[0].eps.index(config.headline_eps) if config.headline_eps in candidates[0].eps else -1
+    index = config.headline_index
     best = min(candidates, key=lambda o: float(o.correct[index].float().mean()))
     indices = pick_examples(run.clean_correct, ~best.correct[index], config.gallery)
     meta = {"model": model_name, "defense": run.spec, "attack": best.attack, "eps": float(best.eps[index])}

@@ -35,11 +35,11 @@ class Outcome:
 class OutcomeBuilder:
     """Folds batches of per-eps adversarials into an ``Outcome``."""
 
-    def __init__(self, attack: str, adaptive: bool, eps: list[float], norm: str, headline_eps: float,
+    def __init__(self, attack: str, adaptive: bool, eps: list[float], norm: str, headline_index: int,
                  objective: Objective | None = None) -> None:
         self.attack, self.adaptive, self.eps, self.norm = attack, adaptive, eps, norm
         self.objective = objective or Classification()
-        self.headline_index = eps.index(headline_eps) if headline_eps in eps else len(eps) - 1
+        self.headline_index = headline_index
         self.parts: dict[str, list[torch.Tensor]] = {k: [] for k in
                                                       ("correct", "hit", "conf", "linf", "l2", "psnr", "headline")}
         self.seconds = [0.0] * len(eps)

@@ -5,6 +5,7 @@ for segmentation, to its mask (``tv_tensors.Mask``), so the two stay aligned.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -13,7 +14,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from robustcv.data.base import DataInfo
-from robustcv.tasks import Task
+from robustcv.tasks import Task, get_task
+
+# CutOut erases image patches only; the mask keeps the true labels under them, as intended.
+warnings.filterwarnings("ignore", message=r"RandomErasing\(\) is currently passing through inputs of type tv_tensors.Mask")
 
 POLICY_HELP = {
     "none": "no augmentation",
@@ -30,13 +34,14 @@ def build_augmentation(policy: str, info: DataInfo) -> v2.Transform | None:
     steps: list[v2.Transform] = []
     if info.hflip_ok:
         steps.append(v2.RandomHorizontalFlip())
-    h, w = info.image_size
+    # Pixels an affine map uncovers are unlabelled: masks fill them with the ignore index.
+    fill = {tv_tensors.Mask: info.ignore_index, "others": 0} if info.ignore_index is not None else 0
     shift = 0.125 if policy != "strong" else 0.15
     if policy == "basic":
-        steps.append(v2.RandomAffine(degrees=0, translate=(shift, shift)))
+        steps.append(v2.RandomAffine(degrees=0, translate=(shift, shift), fill=fill))
     else:
         degrees, scale = (10, (0.9, 1.1)) if policy == "standard" else (20, (0.8, 1.2))
-        steps.append(v2.RandomAffine(degrees=degrees, translate=(shift, shift), scale=scale))
+        steps.append(v2.RandomAffine(degrees=degrees, translate=(shift, shift), scale=scale, fill=fill))
         if info.channels == 3:
             strength = 0.2 if policy == "standard" else 0.4
             steps.append(v2.ColorJitter(strength, strength, strength, strength / 4))
@@ -54,7 +59,7 @@ class AugmentedDataset(Dataset):
     def __init__(self, base: Dataset, transform: Callable | None, task: Task) -> None:
         self.base = base
         self.transform = transform
-        self.task = task
+        self.per_pixel = get_task(task).head == "pixel"
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -63,7 +68,7 @@ class AugmentedDataset(Dataset):
         image, target = self.base[index]
         if self.transform is None:
             return image, target
-        if self.task == Task.SEGMENTATION:  # the mask must follow the image's geometry
+        if self.per_pixel:  # the mask must follow the image's geometry
             image, mask = self.transform(tv_tensors.Image(image), tv_tensors.Mask(target))
             return image.as_subclass(torch.Tensor).clamp(0, 1), mask.as_subclass(torch.Tensor)
         # A plain tensor is the image to v2 transforms, and skips the tv_tensors dispatch
