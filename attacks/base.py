@@ -15,6 +15,7 @@ from torch import nn
 
 from attacks import norms
 from attacks.frozen import eval_frozen
+from attacks.keyed import KeyedGenerator
 from attacks.norms import Norm
 from attacks.objectives import LossFn, Objective, as_objective
 
@@ -44,15 +45,19 @@ class Attack(abc.ABC):
 
     # ----------------------------------------------------------------- contract
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                 target: torch.Tensor | None = None) -> torch.Tensor:
-        """Adversarial examples for ``x`` within ``eps`` (see the class docstring)."""
+                 target: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Adversarial examples for ``x`` within ``eps`` (see the class docstring).
+
+        ``keys`` (int64 ``[B]``, e.g. each sample's index in the evaluated set) key the random
+        draws per sample, so that with a seed a sample's result does not depend on its batch.
+        """
         eps = self._check(x, y, eps, target)
         if eps == 0 or x.shape[0] == 0:
             return x.clone()
         labels = target if self.targeted else y
         x0 = x.detach()
         with eval_frozen(model):
-            x_adv = self.run(model, x0, labels, eps, self._generator(x))
+            x_adv = self.run(model, x0, labels, eps, self._generator(x, keys))
         return self.clip(x0, x_adv.detach().to(x.dtype), eps)
 
     @abc.abstractmethod
@@ -80,9 +85,11 @@ class Attack(abc.ABC):
             return self.is_success(model(x_adv), target if self.targeted else y)
 
     # ------------------------------------------------------------------ helpers
-    def _generator(self, x: torch.Tensor) -> torch.Generator | None:
+    def _generator(self, x: torch.Tensor, keys: torch.Tensor | None) -> torch.Generator | KeyedGenerator | None:
         if self.seed is None:
             return None
+        if keys is not None:
+            return KeyedGenerator(int(self.seed), keys.to(x.device))
         return torch.Generator(device=x.device).manual_seed(int(self.seed))
 
     def _check(self, x: torch.Tensor, y: torch.Tensor, eps: float, target: torch.Tensor | None) -> float:

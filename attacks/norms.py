@@ -12,6 +12,8 @@ import enum
 
 import torch
 
+from attacks import keyed
+
 
 class Norm(str, enum.Enum):
     """The distance that bounds a perturbation, in [0, 1] pixel space."""
@@ -33,16 +35,20 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (t.dim() - 1)))
 
 
-def random_start(norm: Norm, x: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-    """A perturbation drawn uniformly from the eps ball of ``norm`` (same shape/dtype/device as ``x``)."""
+def random_start(norm: Norm, x: torch.Tensor, eps: float, generator) -> torch.Tensor:
+    """A perturbation drawn uniformly from the eps ball of ``norm`` (same shape/dtype/device as ``x``).
+
+    ``generator``: a ``torch.Generator``, a :class:`attacks.keyed.KeyedGenerator` (per-sample
+    draws) or None (torch's global RNG).
+    """
     if norm is Norm.LINF:
-        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        u = keyed.rand(x.shape, generator, device=x.device, dtype=x.dtype)
         return (2 * u - 1) * eps
     # Uniform in the L2 ball: a uniform direction times a radius eps * U^(1/d).
-    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    direction = keyed.randn(x.shape, generator, device=x.device, dtype=x.dtype)
     direction = direction / _flat_norm(direction).clamp_min(1e-12)
     d = x[0].numel()
-    r = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype) ** (1.0 / d)
+    r = keyed.rand((x.shape[0],), generator, device=x.device, dtype=x.dtype) ** (1.0 / d)
     return direction * (eps * r).view(-1, *([1] * (x.dim() - 1)))
 
 

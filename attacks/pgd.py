@@ -4,13 +4,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attacks import norms
+from attacks import keyed, norms
 from attacks.base import Attack
 from attacks.norms import Norm
 from attacks.objectives import LossFn, Objective
 from attacks.registry import register_attack
 
 STEP_FACTOR = 2.5  # default step = 2.5 * eps / steps (Madry et al.; robustness library)
+
+
+def _subset(generator, index: torch.Tensor):
+    """The random source of the samples ``index`` (a keyed generator follows its samples)."""
+    return generator.subset(index) if isinstance(generator, keyed.KeyedGenerator) else generator
 
 
 @register_attack("pgd")
@@ -84,7 +89,7 @@ class PGD(Attack):
             idx = (~fooled).nonzero().squeeze(1) if self.early_stop else torch.arange(x.shape[0], device=x.device)
             if idx.numel() == 0:
                 break
-            x_r = self._descend(model, x[idx], labels[idx], eps, generator)
+            x_r = self._descend(model, x[idx], labels[idx], eps, _subset(generator, idx))
             with torch.no_grad():
                 logits = model(x_r)
                 won = self.is_success(logits, labels[idx])
@@ -127,7 +132,7 @@ class PGD(Attack):
     def _start(self, x0: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
         """The first iterate; a fresh tensor either way (stepped in place, never the caller's ``x``)."""
         if self.start_sigma is not None:
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            noise = keyed.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
             return (x0 + norms.project(self.norm, self.start_sigma * noise, eps)).clamp_(0.0, 1.0)
         if self.random_start:
             return (x0 + norms.random_start(self.norm, x0, eps, generator)).clamp(0.0, 1.0)

@@ -65,7 +65,8 @@ def _check_grid(eps_grid) -> list[float]:
 
 
 def eps_sweep(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_grid,
-              target: torch.Tensor | None = None) -> SweepResult:
+              target: torch.Tensor | None = None, skip: torch.Tensor | None = None,
+              keys: torch.Tensor | None = None) -> SweepResult:
     """Run ``attack`` at every eps of ``eps_grid`` (sorted ascending), survivors only.
 
     Eps 0 is the clean prediction. A sample fooled at some eps keeps its adversarial for every
@@ -79,6 +80,10 @@ def eps_sweep(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor
         x: [B, C, H, W] in [0, 1]; y: labels [B] (or [B, H, W]).
         eps_grid: budgets; sorted ascending here.
         target: target labels for a targeted attack.
+        skip: optional bool ``[E, B]`` (grid order): samples not to attack at each eps because
+            another attack already fooled them there (a cascade, AutoAttack's scheme); they keep
+            their previous iterate and are not counted as fooled by this attack.
+        keys: optional int64 ``[B]`` sample keys for per-sample random draws (see ``Attack``).
 
     Returns:
         SweepResult with per-eps adversarials, fooled masks, seconds, per-sample minimal eps and
@@ -90,11 +95,12 @@ def eps_sweep(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor
     x_cur = x.detach().clone()
     fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     with eval_frozen(model):
-        for eps in grid:
+        for j, eps in enumerate(grid):
             start = time.perf_counter()
-            alive = (~fooled).nonzero().squeeze(1)
+            wanted = ~fooled if skip is None else ~fooled & ~skip[j].to(fooled.device)
+            alive = wanted.nonzero().squeeze(1)
             if alive.numel():
-                _attack_survivors(attack, counter, x, y, target, eps, alive, x_cur, fooled, result.min_eps)
+                _attack_survivors(attack, counter, x, y, target, eps, alive, x_cur, fooled, result.min_eps, keys)
             result.x_adv.append(x_cur.clone())
             result.fooled.append(fooled.clone())
             result.seconds.append(time.perf_counter() - start)
@@ -103,11 +109,15 @@ def eps_sweep(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 
 def _attack_survivors(attack: Attack, model: nn.Module, x, y, target, eps: float, alive: torch.Tensor,
-                      x_cur: torch.Tensor, fooled: torch.Tensor, min_eps: torch.Tensor) -> None:
+                      x_cur: torch.Tensor, fooled: torch.Tensor, min_eps: torch.Tensor,
+                      keys: torch.Tensor | None = None) -> None:
     """Attack ``x[alive]`` at ``eps`` and update ``x_cur``, ``fooled`` and ``min_eps`` in place."""
     t = None if target is None else target[alive]
     x_alive, y_alive = x[alive], y[alive]
-    adv = x_alive.clone() if eps == 0 else attack(model, x_alive, y_alive, eps, **({} if t is None else {"target": t}))
+    extra = {} if t is None else {"target": t}
+    if keys is not None:
+        extra["keys"] = keys[alive.to(keys.device)]
+    adv = x_alive.clone() if eps == 0 else attack(model, x_alive, y_alive, eps, **extra)
     won = attack.success_mask(model, adv, y_alive, t)
     x_cur[alive] = adv
     fooled[alive[won]] = True

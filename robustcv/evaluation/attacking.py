@@ -53,8 +53,14 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
 
 
 def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: EvalConfig,
-                device: torch.device, progress=None, label: str = "") -> Outcome:
-    """Attack every batch at every eps in this threat model; judge with the real defended model."""
+                device: torch.device, progress=None, label: str = "",
+                robust_before: torch.Tensor | None = None) -> Outcome:
+    """Attack every batch at every eps in this threat model; judge with the real defended model.
+
+    ``robust_before`` (bool ``[E, N]``) makes the attack a cascade step: it attacks, at each eps,
+    only the samples every earlier attack left robust there, and its outcome is the cumulative
+    worst case (a sample fooled before stays fooled).
+    """
     builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_index,
                              objective=attack.objective)
     task = progress.add_task(label, total=len(samples.x), status="") if progress is not None else None
@@ -62,9 +68,12 @@ def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: 
         batch = slice(start, start + config.batch_size)
         x, y = samples.x[batch].to(device), samples.y[batch].to(device)
         target = samples.target[batch].to(device) if samples.target is not None else None
-        x_advs, seconds, calls = _adversarials(attack, threat, x, y, target, config)
+        before = None if robust_before is None else robust_before[:, batch]
+        keys = torch.arange(start, start + len(x), device=device)  # per-sample draws: batch-independent
+        x_advs, seconds, calls = _adversarials(attack, threat, x, y, target, keys, config, before)
         logits = [predict(threat.judge, x_adv, device) for x_adv in x_advs]
-        builder.add_batch(x.cpu(), y.cpu(), x_advs, logits, None if target is None else target.cpu(), seconds, calls)
+        builder.add_batch(x.cpu(), y.cpu(), x_advs, logits, None if target is None else target.cpu(), seconds, calls,
+                          robust_before=before)
         if task is not None:
             progress.update(task, advance=len(x),
                             status=f"robust acc at eps {config.eps[-1]:.4g}: {_running(builder):.3f}")
@@ -73,7 +82,7 @@ def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: 
     return outcome
 
 
-def _adversarials(attack, threat: ThreatModel, x, y, target, config: EvalConfig):
+def _adversarials(attack, threat: ThreatModel, x, y, target, keys, config: EvalConfig, before=None):
     """Per-eps adversarials: a survivors-only sweep, or independent runs when judged elsewhere.
 
     When the attack model is not the judge (a transfer surrogate, a random draw or an EOT
@@ -83,18 +92,29 @@ def _adversarials(attack, threat: ThreatModel, x, y, target, config: EvalConfig)
     from attacks import eps_sweep
 
     if not judged_elsewhere(threat):
-        result = eps_sweep(attack, threat.attack_model, x, y, eps_grid=config.eps, target=target)
+        skip = None if before is None else ~before
+        result = eps_sweep(attack, threat.attack_model, x, y, eps_grid=config.eps, target=target, skip=skip,
+                           keys=keys)
         return [a.detach() for a in result.x_adv], list(result.seconds), int(result.grad_calls)
     x_advs, seconds = [], []
-    for eps in config.eps:
+    for j, eps in enumerate(config.eps):
         start = time.perf_counter()
-        x_advs.append(x.clone() if eps == 0 else attack(threat.attack_model, x, y, eps, **_target_kw(target)).detach())
+        x_advs.append(_attack_some(attack, threat.attack_model, x, y, target, keys, eps,
+                                   None if before is None else before[j].to(x.device)))
         seconds.append(time.perf_counter() - start)
     return x_advs, seconds, 0
 
 
-def _target_kw(target):
-    return {} if target is None else {"target": target}
+def _attack_some(attack, model, x, y, target, keys, eps: float, wanted: torch.Tensor | None) -> torch.Tensor:
+    """``attack`` at ``eps`` on the ``wanted`` samples (all when None); the others stay clean."""
+    if eps == 0:
+        return x.clone()
+    idx = torch.arange(len(x), device=x.device) if wanted is None else wanted.nonzero().squeeze(1)
+    out = x.clone()
+    if idx.numel():
+        kwargs = {"keys": keys[idx]} if target is None else {"keys": keys[idx], "target": target[idx]}
+        out[idx] = attack(model, x[idx], y[idx], eps, **kwargs).detach()
+    return out
 
 
 def _running(builder: OutcomeBuilder) -> float:

@@ -35,6 +35,8 @@ class EvalConfig:
 
     Attributes:
         attacks: attack names (``fgsm``, ``pgd``, ``foolbox:<Name>``, ``art:<Name>``).
+        cascade: attack names that run as cascade steps (AutoAttack's scheme): only on the
+            samples every earlier attack left robust; their curves are cumulative worst cases.
         eps: ascending eps grid in [0, 1] pixel units (0 included for the clean point).
         headline_eps: the eps the summary quotes.
         norm: ``linf`` or ``l2``.
@@ -50,6 +52,7 @@ class EvalConfig:
     """
 
     attacks: list[str] = field(default_factory=lambda: ["fgsm", "pgd"])
+    cascade: list[str] = field(default_factory=lambda: ["apgd-ce", "apgd-t"])
     eps: list[float] = field(default_factory=list)
     headline_eps: float = 0.0
     norm: str = "linf"

@@ -19,6 +19,9 @@ from robustcv.inference import predict
 from robustcv.results import MinEps, Record
 
 
+EARLY_STOPPING = ("pgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t")  # native attacks with an early_stop flag
+
+
 @dataclass
 class DefenseRun:
     """Everything measured for one defense: clean correctness and one outcome per attack/mode."""
@@ -55,11 +58,16 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
                               for i in range(0, len(samples.x), config.batch_size)])
     run = DefenseRun(spec, objective.correct(clean_logits, samples.y), threats)
     for attack_spec in config.attacks:
+        cascaded = parse_attack_spec(attack_spec)[0] in config.cascade and bool(run.outcomes)
+        # A cascade step attacks only what every earlier attack (in any threat model) left robust.
+        before = worst_case(run.outcomes).correct if cascaded else None
         for threat in threats:
             attack = build_attack(attack_spec, config, objective, **_overrides(attack_spec, threat))
             label = f"{spec} · {attack_spec} · {threat.mode}"
-            name = attack_spec + threat.suffix
-            run.outcomes.append(run_outcome(attack, name, threat, samples, config, device, progress, label))
+            outcome = run_outcome(attack, attack_spec + threat.suffix, threat, samples, config, device, progress,
+                                  label, robust_before=before)
+            outcome.extra["cascade"] = cascaded
+            run.outcomes.append(outcome)
     run.worst = worst_case(run.outcomes)
     return run
 
@@ -67,7 +75,7 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
 def _overrides(attack_spec: str, threat: ThreatModel) -> dict:
     """Keep pushing after the attack model is fooled when it is not the judge (see
     ``threat.judged_elsewhere``): a barely-fooled point rarely fools the judge."""
-    early_stopping = parse_attack_spec(attack_spec)[0] in ("pgd",)
+    early_stopping = parse_attack_spec(attack_spec)[0] in EARLY_STOPPING
     return {"early_stop": False} if judged_elsewhere(threat) and early_stopping else {}
 
 

@@ -47,9 +47,11 @@ class OutcomeBuilder:
         self.max_violation = 0.0
 
     def add_batch(self, x: torch.Tensor, y: torch.Tensor, x_advs: list[torch.Tensor], logits: list[torch.Tensor],
-                  target: torch.Tensor | None, seconds: list[float], grad_calls: int = 0) -> None:
+                  target: torch.Tensor | None, seconds: list[float], grad_calls: int = 0,
+                  robust_before: torch.Tensor | None = None) -> None:
         """Fold one batch: ``x_advs[j]``/``logits[j]`` are the adversarials at eps j and the
-        evaluated model's logits on them."""
+        evaluated model's logits on them; ``robust_before[j]`` (a cascade step) marks the samples
+        earlier attacks left robust at eps j, the others count as fooled."""
         kept = x.clone()
         alive = torch.ones(len(x), dtype=torch.bool)
         # Targeted: a sample counts as hit from the first eps whose adversarial reaches the target
@@ -61,6 +63,8 @@ class OutcomeBuilder:
             x_adv, out = x_adv.detach().cpu(), out.detach().cpu()
             self.max_violation = max(self.max_violation, _violation(x, x_adv, self.eps[j], self.norm))
             correct = self.objective.correct(out, y)
+            if robust_before is not None:
+                correct &= robust_before[j].cpu()
             replace = alive.clone()  # survivors take their newest attempt; fooled ones keep theirs
             kept[replace] = x_adv[replace]
             kept_logits = out.clone() if kept_logits is None else torch.where(replace[:, None], out, kept_logits)

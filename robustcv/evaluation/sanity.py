@@ -130,7 +130,7 @@ def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch
     eps = SANITY_EPS[config.norm]
     attack = PGD(norm=config.norm, steps=config.steps, random_start=True, seed=config.seed,
                  objective=objective.with_loss(None))
-    x_adv = attack(model, x.to(device), y.to(device), eps)
+    x_adv = attack(model, x.to(device), y.to(device), eps, keys=torch.arange(len(x), device=device))
     acc = float(objective.correct(predict(model, x_adv, device), y).float().mean())
     return SanityCheck(f"accuracy reaches ~0 at a very large eps ({eps})", acc <= max_accuracy,
                        f"PGD-{config.steps} robust accuracy {acc:.4f} at eps {eps} (must be ≤ {max_accuracy})",
@@ -155,7 +155,9 @@ def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, jud
         attack = PGD(norm=config.norm, steps=steps, step_size=pgd_step_size(config, config.headline_eps),
                      restarts=config.restarts, objective=objective, random_start=True, seed=config.seed,
                      early_stop=early_stop, targeted=targeted)
-        kwargs = {"target": target.to(device)} if targeted else {}
+        kwargs = {"keys": torch.arange(len(x), device=device)}
+        if targeted:
+            kwargs["target"] = target.to(device)
         x_adv = attack(attack_model, x.to(device), y.to(device), config.headline_eps, **kwargs)
         logits = predict(judge, x_adv, device)
         accs[steps] = float(objective.correct(logits, y).float().mean())
