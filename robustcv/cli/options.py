@@ -167,6 +167,8 @@ recipe_options = _stack(
     click.option("--train-eps", type=FRACTION, default=0.0, help="Adversarial-training budget, e.g. 0.1 or 8/255."),
     click.option("--train-steps", type=click.IntRange(min=1), default=_RECIPE_DEFAULTS.train_steps, show_default=True),
     click.option("--trades-beta", type=float, default=_RECIPE_DEFAULTS.trades_beta, show_default=True),
+    click.option("--distill-temperature", type=float, default=_RECIPE_DEFAULTS.distill_temperature,
+                 show_default=True, help="Temperature of --adv-train distillation."),
     click.option("--seed", type=int, default=0, show_default=True),
 )
 
@@ -180,7 +182,7 @@ run_options = _stack(
 _RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "optimizer", "lr", "momentum",
                 "nesterov", "weight_decay", "schedule", "warmup_epochs", "epochs", "batch_size", "loss",
                 "label_smoothing", "focal_gamma", "class_weights", "early_stopping", "monitor", "adv_train",
-                "train_eps", "train_steps", "trades_beta", "seed")
+                "train_eps", "train_steps", "trades_beta", "distill_temperature", "seed")
 
 
 def data_spec_from(params: dict[str, Any]) -> DataSpec:

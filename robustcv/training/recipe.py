@@ -12,7 +12,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad")
 SCHEDULES = ("cosine", "step", "plateau", "onecycle", "constant")
 LOSSES = ("ce", "focal")
 CLASS_WEIGHTS = ("none", "balanced")
-ADV_TRAIN = ("none", "fgsm-rs", "pgd-at", "trades")
+ADV_TRAIN = ("none", "fgsm-rs", "pgd-at", "trades", "distillation")
 MONITORS = ("val_accuracy", "val_loss", "val_robust_accuracy")
 
 
@@ -29,7 +29,8 @@ class Recipe:
         loss, label_smoothing, focal_gamma, class_weights: the objective.
         freeze, backbone_lr_scale: transfer-learning plan (see ``FreezePlan``).
         early_stopping: patience in epochs on ``monitor`` (0 disables); the best epoch is kept.
-        adv_train, train_eps, train_steps, trades_beta: the training-time defense.
+        adv_train, train_eps, train_steps, trades_beta: the training-time defense;
+            distill_temperature: T of defensive distillation (``adv_train="distillation"``).
         seed: seeds initialization, shuffling and augmentation.
     """
 
@@ -59,6 +60,7 @@ class Recipe:
     train_eps: float = 0.0
     train_steps: int = 7
     trades_beta: float = 6.0
+    distill_temperature: float = 100.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -75,14 +77,24 @@ class Recipe:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError("mixup and cutmix alphas must be >= 0")
-        if self.adv_train != "none" and self.train_eps <= 0:
+        if self.adversarial and self.train_eps <= 0:
             raise ValueError(f"--adv-train {self.adv_train} needs --train-eps > 0")
-        if self.monitor == "val_robust_accuracy" and self.adv_train == "none":
+        if not self.distill_temperature > 0:
+            raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}")
+        if self.monitor == "val_robust_accuracy" and not self.adversarial:
             raise ValueError("--monitor val_robust_accuracy needs --adv-train (robust validation "
                              "accuracy is measured at --train-eps during adversarial training only)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def hashed_dict(self) -> dict[str, Any]:
+        """The fields that change what is trained: a setting of a defense not in use is left
+        out, so adding one does not rename every earlier checkpoint."""
+        data = self.to_dict()
+        if self.adv_train != "distillation":
+            data.pop("distill_temperature")
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":
@@ -94,7 +106,8 @@ class Recipe:
 
     @property
     def adversarial(self) -> bool:
-        return self.adv_train != "none"
+        """Whether training attacks its batches (distillation is a defense, but not adversarial)."""
+        return self.adv_train not in ("none", "distillation")
 
 
 def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -47,7 +47,7 @@ def checkpoint_name(data: DataSpec, model: ModelSpec, digest: str) -> str:
 
 def model_spec_hash(data: DataSpec, model: ModelSpec, recipe: Recipe) -> str:
     """The stable hash that keys train-if-absent."""
-    return spec_hash(data.to_dict(), model.to_dict(), recipe.to_dict())
+    return spec_hash(data.to_dict(), model.to_dict(), recipe.hashed_dict())
 
 
 def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_dir: str | Path = "./models",
@@ -79,24 +79,13 @@ def fit(splits: Splits, data: DataSpec, model_spec: ModelSpec, recipe: Recipe, *
         device: torch.device, show_progress: bool = True) -> tuple[torch.nn.Module, ModelMetadata]:
     """Train a model and return it (best epoch restored) with its metadata for ``model.json``."""
     started = time.perf_counter()
-    generator = seed_everything(recipe.seed)
+    task = get_task(splits.info.task)
+    if recipe.adv_train == "distillation":
+        model, history, best_epoch = _distill(splits, model_spec, recipe, task, device, show_progress)
+    else:
+        model, history, best_epoch = _train(splits, model_spec, recipe, task, _objective_for(recipe), device,
+                                            show_progress)
     info = splits.info
-    task = get_task(info.task)
-    model = build_model(model_spec, info).to(device)
-    x_val, y_val = as_tensors(splits.val)
-    loss_fn = _loss_for(recipe, splits, info, task)
-    loader = _train_loader(splits, recipe, generator)
-    plan = FreezePlan.parse(recipe.freeze)
-    ctx = EpochContext(
-        optimizer=build_optimizer(plan.apply(model, 0, lr=recipe.lr, backbone_lr_scale=recipe.backbone_lr_scale), recipe),
-        schedule=LRSchedule(recipe, len(loader), mode="min" if recipe.monitor == "val_loss" else "max"),
-        loss_fn=loss_fn, device=device, new_metrics=lambda: task.accumulator(info), objective=_objective_for(recipe),
-        batch_mix=build_batch_mix(recipe.mixup, recipe.cutmix, info.num_classes),
-    )
-    val = Validation(x_val, y_val, task, info)
-    history, best_state, best_epoch = _run_epochs(model, loader, ctx, plan, recipe, val, show_progress)
-    model.load_state_dict(best_state)
-    model.eval()
     meta = ModelMetadata(
         name="", data=data, data_info=info, model=model_spec, recipe=recipe.to_dict(), history=history,
         best_epoch=best_epoch, test_metrics=test_metrics(model, splits, task, device), versions=library_versions(),
@@ -104,6 +93,44 @@ def fit(splits: Splits, data: DataSpec, model_spec: ModelSpec, recipe: Recipe, *
         seconds=round(time.perf_counter() - started, 3), device=str(device),
     )
     return model, meta
+
+
+def _train(splits: Splits, model_spec: ModelSpec, recipe: Recipe, task: TaskDefinition, objective: Any,
+           device: torch.device, show_progress: bool) -> tuple[torch.nn.Module, list[dict[str, Any]], int]:
+    """Build and train one network; returns it (best epoch restored, eval mode), its history and best epoch."""
+    generator = seed_everything(recipe.seed)
+    info = splits.info
+    model = build_model(model_spec, info).to(device)
+    x_val, y_val = as_tensors(splits.val)
+    loader = _train_loader(splits, recipe, generator)
+    plan = FreezePlan.parse(recipe.freeze)
+    ctx = EpochContext(
+        optimizer=build_optimizer(plan.apply(model, 0, lr=recipe.lr, backbone_lr_scale=recipe.backbone_lr_scale), recipe),
+        schedule=LRSchedule(recipe, len(loader), mode="min" if recipe.monitor == "val_loss" else "max"),
+        loss_fn=_loss_for(recipe, splits, info, task), device=device, new_metrics=lambda: task.accumulator(info),
+        objective=objective, batch_mix=build_batch_mix(recipe.mixup, recipe.cutmix, info.num_classes),
+    )
+    val = Validation(x_val, y_val, task, info)
+    history, best_state, best_epoch = _run_epochs(model, loader, ctx, plan, recipe, val, show_progress)
+    model.load_state_dict(best_state)
+    return model.eval(), history, best_epoch
+
+
+def _distill(splits: Splits, model_spec: ModelSpec, recipe: Recipe, task: TaskDefinition, device: torch.device,
+             show_progress: bool) -> tuple[torch.nn.Module, list[dict[str, Any]], int]:
+    """Defensive distillation: a teacher at temperature T, then a student on its soft labels.
+
+    The history is the student's, each epoch marked ``stage: student`` after the teacher's.
+    """
+    from defenses.distillation import DistilledStudent, TemperedTeacher
+
+    temperature = recipe.distill_temperature
+    teacher, teacher_history, _ = _train(splits, model_spec, recipe, task, TemperedTeacher(temperature), device,
+                                         show_progress)
+    student, history, best = _train(splits, model_spec, recipe, task, DistilledStudent(teacher, temperature),
+                                    device, show_progress)
+    stages = [dict(h, stage="teacher") for h in teacher_history] + [dict(h, stage="student") for h in history]
+    return student, stages, best
 
 
 @dataclass

@@ -1,0 +1,44 @@
+"""Defensive distillation: a teacher at temperature T, a student on its soft labels."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from defenses.distillation import DistilledStudent, TemperedTeacher
+from robustcv.data import DataSpec
+from robustcv.models import ModelSpec
+from robustcv.training import Recipe
+from robustcv.training.trainer import model_spec_hash
+
+
+def test_teacher_objective_is_the_loss_at_temperature():
+    model = torch.nn.Linear(4, 3)
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    loss = TemperedTeacher(10.0)(model, x, y, F.cross_entropy)
+    torch.testing.assert_close(loss, F.cross_entropy(model(x) / 10.0, y))
+
+
+def test_student_objective_matches_the_teachers_soft_labels():
+    teacher, student = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    x, y = torch.randn(6, 4), torch.zeros(6, dtype=torch.long)
+    objective = DistilledStudent(teacher, 20.0)
+    soft = F.softmax(teacher(x).detach() / 20.0, dim=1)
+    expected = -(soft * F.log_softmax(student(x) / 20.0, dim=1)).sum(1).mean()
+    torch.testing.assert_close(objective(student, x, y, F.cross_entropy), expected)
+    # A student equal to the teacher is at the minimum: its gradient vanishes.
+    student.load_state_dict(teacher.state_dict())
+    objective(student, x, y, F.cross_entropy).backward()
+    assert student.weight.grad.abs().max() < 1e-6
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_temperature_is_validated_and_hashed_only_when_used():
+    with pytest.raises(ValueError, match="temperature"):
+        Recipe(adv_train="distillation", distill_temperature=0.0)
+    data, model = DataSpec(), ModelSpec()
+    plain = model_spec_hash(data, model, Recipe())
+    assert plain == model_spec_hash(data, model, Recipe(distill_temperature=5.0))  # unused: same checkpoint
+    assert model_spec_hash(data, model, Recipe(adv_train="distillation")) != model_spec_hash(
+        data, model, Recipe(adv_train="distillation", distill_temperature=5.0))
+    assert not Recipe(adv_train="distillation").adversarial
