@@ -11,9 +11,10 @@ from attacks.frozen import eval_frozen
 from attacks.norms import Norm
 from attacks.pgd import PGD
 from attacks.registry import get_attack, list_attacks, register_attack
+from attacks.square import Square
 from attacks.sweep import CountingModel, SweepResult, eps_sweep
 
 __all__ = [
-    "Attack", "CountingModel", "FGSM", "Norm", "PGD", "SweepResult", "eps_sweep", "eval_frozen",
+    "Attack", "CountingModel", "FGSM", "Norm", "PGD", "Square", "SweepResult", "eps_sweep", "eval_frozen",
     "get_attack", "list_attacks", "register_attack",
 ]

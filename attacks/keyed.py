@@ -93,3 +93,9 @@ def randn(shape: tuple[int, ...], generator, device: torch.device, dtype: torch.
     u1 = _uniform(generator.bits(tuple(shape), device), torch.float64).clamp_min(1e-12)
     u2 = _uniform(generator.bits(tuple(shape), device), torch.float64)
     return (torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)).to(dtype)
+
+
+def subset(generator, index: torch.Tensor):
+    """The random source of the samples ``index``: a keyed generator follows its samples, a
+    ``torch.Generator`` (or None) is shared."""
+    return generator.subset(index) if isinstance(generator, KeyedGenerator) else generator

@@ -13,11 +13,6 @@ from attacks.registry import register_attack
 STEP_FACTOR = 2.5  # default step = 2.5 * eps / steps (Madry et al.; robustness library)
 
 
-def _subset(generator, index: torch.Tensor):
-    """The random source of the samples ``index`` (a keyed generator follows its samples)."""
-    return generator.subset(index) if isinstance(generator, keyed.KeyedGenerator) else generator
-
-
 @register_attack("pgd")
 class PGD(Attack):
     r"""Projected Gradient Descent.
@@ -89,7 +84,7 @@ class PGD(Attack):
             idx = (~fooled).nonzero().squeeze(1) if self.early_stop else torch.arange(x.shape[0], device=x.device)
             if idx.numel() == 0:
                 break
-            x_r = self._descend(model, x[idx], labels[idx], eps, _subset(generator, idx))
+            x_r = self._descend(model, x[idx], labels[idx], eps, keyed.subset(generator, idx))
             with torch.no_grad():
                 logits = model(x_r)
                 won = self.is_success(logits, labels[idx])

@@ -75,6 +75,12 @@ def _pgd(eps: float, steps: int, step_size: float, objective, **start) -> "PGD":
     return PGD(norm="linf", steps=steps, step_size=step_size, objective=objective, early_stop=False, **start)
 
 
+def inner(model: nn.Module) -> nn.Module:
+    """The network an inner maximization differentiates: the module inside a
+    DistributedDataParallel wrapper (whose reducer expects parameter gradients), else ``model``."""
+    return getattr(model, "module", model)
+
+
 def _check(eps: float, steps: int, step_size: float | None) -> None:
     if not eps > 0:
         raise ValueError(f"adversarial training eps must be > 0, got {eps}")
@@ -99,7 +105,7 @@ class FGSMRS(_Counted):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
         """The adversarial batch (detached, within eps of ``x`` and in [0, 1])."""
-        return _pgd(self.eps, 1, self.alpha, LossObjective(loss_fn))(model, x, y, self.eps)
+        return _pgd(self.eps, 1, self.alpha, LossObjective(loss_fn))(inner(model), x, y, self.eps)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
         with self._counting(model, x.shape[0]):
@@ -120,7 +126,7 @@ class PGDAT(_Counted):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
         """The adversarial batch (detached, within eps of ``x`` and in [0, 1])."""
-        return _pgd(self.eps, self.steps, self.step_size, LossObjective(loss_fn))(model, x, y, self.eps)
+        return _pgd(self.eps, self.steps, self.step_size, LossObjective(loss_fn))(inner(model), x, y, self.eps)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:  # noqa: D102
         with self._counting(model, x.shape[0]):
@@ -152,6 +158,7 @@ class TRADES(_Counted):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn | None = None) -> Tensor:
         """The adversarial batch maximizing the KL to the clean prediction (``y`` unused)."""
+        model = inner(model)
         with eval_frozen(model), torch.no_grad():
             clean = model(x)
         attack = _pgd(self.eps, self.steps, self.step_size, Divergence(), random_start=False, start_sigma=0.001)

@@ -55,7 +55,8 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--eot-samples", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--natural", "natural_text", default=",".join(NATURAL_KINDS), show_default=True,
               help="Natural-transformation sweeps to run, or 'none'.")
-@click.option("--n", type=click.IntRange(min=1), default=500, show_default=True, help="Test samples to attack.")
+@click.option("--n", "--samples", "n", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Test samples to attack (--samples under torchrun, whose own --n… flags clash).")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default ./runs/<model>).")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Default ./reports/<run>.")
@@ -64,22 +65,27 @@ def attack_command(**params: Any) -> None:
     """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
     from robustcv.evaluation.orchestrator import prepare_run_dir, run_attack_stage
 
-    device = resolve_device(params["device"])
+    from robustcv import distributed
+
+    world, device = distributed.setup(resolve_device(params["device"]))
     checkpoint, meta = _checkpoint(params, device)
     config = eval_config(params, meta)
     out_dir = Path(params["out"] or Path("runs") / Path(checkpoint).name)
     report_dir = Path(params["report_dir"] or Path("reports") / out_dir.name)
     if params["report"] and report_dir.exists() and any(report_dir.iterdir()) and not params["force"]:
         raise click.UsageError(f"report directory {report_dir} already exists (use --force or --report-dir)")
-    prepare_run_dir(out_dir, params["force"])
+    if world.main:
+        prepare_run_dir(out_dir, params["force"])
     command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         results = run_attack_stage(Path(checkpoint), config, out_dir, device=device, command=command,
                                    show_progress=not params["quiet"])
     except BaseException:
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
+        if world.main and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # leave no empty run behind (a rerun without --force would refuse it)
         raise
+    if results is None:  # another rank: rank 0 reports
+        return
     print_results(results)
     stdout.print(f"results: {out_dir / 'results.json'}")
     if params["report"]:
@@ -91,6 +97,7 @@ def attack_command(**params: Any) -> None:
 
 def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     """The checkpoint to attack: ``--checkpoint``, or the model the flags name (trained if absent)."""
+    from robustcv import distributed
     from robustcv.checkpoint import read_metadata
     from robustcv.cli.train import print_training_summary
     from robustcv.training import ensure_trained
@@ -100,7 +107,7 @@ def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     result = ensure_trained(data_spec_from(params), model_spec_from(params), recipe_from(params),
                             models_dir=params["models_dir"], device=device, force=False,
                             show_progress=not params["quiet"])
-    if result.trained:
+    if result.trained and distributed.current().main:
         print_training_summary(result)
     return str(result.checkpoint), result.metadata
 

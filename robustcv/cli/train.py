@@ -26,14 +26,16 @@ def train_command(**params: Any) -> None:
 
         train_denoiser_command(params)
         return
+    from robustcv import distributed
     from robustcv.training import ensure_trained
 
+    world, device = distributed.setup(resolve_device(params["device"]))
     result = ensure_trained(
         data_spec_from(params), model_spec_from(params), recipe_from(params),
-        models_dir=params["models_dir"], device=resolve_device(params["device"]),
-        force=params["force"], show_progress=not params["quiet"],
+        models_dir=params["models_dir"], device=device, force=params["force"], show_progress=not params["quiet"],
     )
-    print_training_summary(result)
+    if world.main:
+        print_training_summary(result)
 
 
 def print_training_summary(result) -> None:

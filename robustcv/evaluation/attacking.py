@@ -63,19 +63,20 @@ def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: 
     """
     builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_index,
                              objective=attack.objective)
-    task = progress.add_task(label, total=len(samples.x), status="") if progress is not None else None
+    total = len(samples.x) * config.progress_scale
+    task = progress.add_task(label, total=total, status="") if progress is not None else None
     for start in range(0, len(samples.x), config.batch_size):
         batch = slice(start, start + config.batch_size)
         x, y = samples.x[batch].to(device), samples.y[batch].to(device)
         target = samples.target[batch].to(device) if samples.target is not None else None
         before = None if robust_before is None else robust_before[:, batch]
-        keys = torch.arange(start, start + len(x), device=device)  # per-sample draws: batch-independent
+        keys = samples.keys[batch].to(device)  # per-sample draws: independent of batch and rank
         x_advs, seconds, calls = _adversarials(attack, threat, x, y, target, keys, config, before)
         logits = [predict(threat.judge, x_adv, device) for x_adv in x_advs]
         builder.add_batch(x.cpu(), y.cpu(), x_advs, logits, None if target is None else target.cpu(), seconds, calls,
                           robust_before=before)
-        if task is not None:
-            progress.update(task, advance=len(x),
+        if task is not None:  # rank 0 speaks for all ranks: equal shards advance together
+            progress.update(task, advance=len(x) * config.progress_scale,
                             status=f"robust acc at eps {config.eps[-1]:.4g}: {_running(builder):.3f}")
     outcome = builder.build()
     outcome.extra["mode"] = threat.mode

@@ -69,9 +69,13 @@ class EvalConfig:
     batch_size: int = 250
     seed: int = 0
     gallery: int = 8
+    progress_scale: int = dataclasses.field(default=1, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings that define the run (not how many processes ran it)."""
+        data = dataclasses.asdict(self)
+        data.pop("progress_scale")
+        return data
 
     @property
     def headline_index(self) -> int:

@@ -11,7 +11,7 @@ from attacks.specs import parse_attack_spec
 from robustcv.data.base import DataInfo
 from robustcv.evaluation.attacking import build_attack, run_outcome
 from robustcv.evaluation.config import EvalConfig
-from robustcv.evaluation.outcome import Outcome, min_eps, worst_case
+from robustcv.evaluation.outcome import Outcome, merge_outcomes, min_eps, worst_case
 from robustcv.evaluation.records import class_records, outcome_records
 from robustcv.evaluation.samples import Samples
 from robustcv.evaluation.threat import ThreatModel, judged_elsewhere, threat_models
@@ -68,6 +68,15 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
                                   label, robust_before=before)
             outcome.extra["cascade"] = cascaded
             run.outcomes.append(outcome)
+    run.worst = worst_case(run.outcomes)
+    return run
+
+
+def merge_runs(local: DefenseRun, parts: list[tuple[torch.Tensor, list[Outcome]]]) -> DefenseRun:
+    """The whole set's run from every shard's ``(clean_correct, outcomes)`` (ranks in order);
+    the threat models are this rank's own."""
+    run = DefenseRun(local.spec, torch.cat([clean for clean, _ in parts]), local.threats,
+                     [merge_outcomes(list(same)) for same in zip(*(outcomes for _, outcomes in parts))])
     run.worst = worst_case(run.outcomes)
     return run
 

@@ -6,6 +6,7 @@ reads only those files. The steps: pick the samples, evaluate every defense
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from datetime import datetime, timezone
@@ -19,7 +20,8 @@ from robustcv.console import progress_bar
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 from robustcv.evaluation.config import EvalConfig, check_config
-from robustcv.evaluation.defense_run import DefenseRun, defense_records, evaluate_defense
+from robustcv import distributed
+from robustcv.evaluation.defense_run import DefenseRun, defense_records, evaluate_defense, merge_runs
 from robustcv.evaluation.gallery import gallery_for
 from robustcv.evaluation.natural import natural_records
 from robustcv.evaluation.samples import run_targets, select_samples
@@ -39,24 +41,28 @@ def prepare_run_dir(out_dir: Path, force: bool) -> None:
 
 
 def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, device: torch.device,
-                     command: str = "", show_progress: bool = True) -> RunResults:
-    """Attack the checkpoint's model under every defense; write and return the results."""
-    from defenses import parse_defense
+                     command: str = "", show_progress: bool = True) -> RunResults | None:
+    """Attack the checkpoint's model under every defense; write and return the results.
 
+    Under torchrun every rank attacks its shard of the samples and rank 0 gathers the outcomes,
+    checks, writes and returns the results; the other ranks return None.
+    """
     check_config(config)
+    world = distributed.current()
     torch.manual_seed(config.seed)
     model, meta = load_model(checkpoint, device=device)
     model.requires_grad_(False)
     samples, info = select_samples(meta, config.n, config.seed)
     objective = get_task(info.task).objective(info, loss=config.loss, **meta.task_settings)
     samples.target = run_targets(model, samples, config, info.num_classes, device)
-    results = RunResults(run=run_metadata(config, meta, info, command, device, out_dir.name, len(samples.y)))
-    results.models.append(_model_entry(checkpoint, meta, out_dir))
-    runs: list[DefenseRun] = []
-    with progress_bar(show_progress) as progress:
-        for spec in config.defenses:
-            run = evaluate_defense(spec, parse_defense(spec), model, samples, objective, config, device, progress)
-            runs.append(run)
+    config = dataclasses.replace(config, progress_scale=world.size)
+    with progress_bar(show_progress and world.main) as progress:
+        runs = _attack_every_defense(model, samples, objective, config, device, world, progress)
+        if not world.main:
+            return None
+        results = RunResults(run=run_metadata(config, meta, info, command, device, out_dir.name, len(samples.y)))
+        results.models.append(_model_entry(checkpoint, meta, out_dir))
+        for run in runs:
             records, min_eps_rows = defense_records(run, meta.name, samples, info, config.targeted != "none")
             results.records += records
             results.min_eps += min_eps_rows
@@ -66,6 +72,21 @@ def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, dev
     write_json_atomic(out_dir / "config.json", {"checkpoint": str(checkpoint), **config.to_dict()})
     results.save(out_dir / "results.json")
     return results
+
+
+def _attack_every_defense(model, samples, objective, config: EvalConfig, device: torch.device,
+                          world: distributed.World, progress) -> list[DefenseRun]:
+    """Every defense on this rank's shard; the whole set's runs after gathering the shards."""
+    from defenses import parse_defense
+
+    local = samples.part(distributed.shard(len(samples.y), world))
+    runs = []
+    for spec in config.defenses:
+        run = evaluate_defense(spec, parse_defense(spec), model, local, objective, config, device, progress)
+        if world.distributed:
+            run = merge_runs(run, distributed.gather((run.clean_correct, run.outcomes), world))
+        runs.append(run)
+    return runs
 
 
 def _model_entry(checkpoint: Path, meta: ModelMetadata, out_dir: Path) -> dict[str, Any]:

@@ -128,3 +128,17 @@ def min_eps(outcome: Outcome) -> list[float | None]:
         hits = torch.nonzero(column)
         values.append(outcome.eps[int(hits[0])] if len(hits) else None)
     return values
+
+
+def merge_outcomes(parts: list[Outcome]) -> Outcome:
+    """One outcome from the same attack's outcomes on consecutive shards of the samples (ranks in
+    order): per-sample arrays concatenate, costs add up, wall-clock seconds take the slowest."""
+    first = parts[0]
+    per_sample = {name: torch.cat([getattr(p, name) for p in parts], dim=1)
+                  for name in ("correct", "hit_target", "confidence", "linf", "l2", "psnr")}
+    headlines = [p.headline for p in parts if p.headline is not None]
+    return Outcome(attack=first.attack, adaptive=first.adaptive, eps=list(first.eps), **per_sample,
+                   seconds=[max(s) for s in zip(*(p.seconds for p in parts))],
+                   grad_calls=sum(p.grad_calls for p in parts),
+                   headline=torch.cat(headlines) if len(headlines) == len(parts) else None,
+                   max_violation=max(p.max_violation for p in parts), extra=dict(first.extra))

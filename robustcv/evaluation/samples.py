@@ -15,15 +15,26 @@ from robustcv.evaluation.config import EvalConfig
 
 @dataclass
 class Samples:
-    """The evaluated images, labels and (for targeted attacks) targets."""
+    """The evaluated images, labels, (for targeted attacks) targets, and each sample's key: its
+    index in the whole evaluated set, which keys its random draws (design rule 8)."""
 
     x: torch.Tensor
     y: torch.Tensor
     target: torch.Tensor | None = None
+    keys: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            self.keys = torch.arange(len(self.y))
+
+    def part(self, rows: slice) -> "Samples":
+        """The samples ``rows`` (keys kept: a sample's draws do not depend on its shard)."""
+        return Samples(self.x[rows], self.y[rows], None if self.target is None else self.target[rows],
+                       self.keys[rows])
 
     def head(self, n: int) -> "Samples":
         """The first ``n`` samples."""
-        return Samples(self.x[:n], self.y[:n], None if self.target is None else self.target[:n])
+        return self.part(slice(0, n))
 
 
 def select_samples(meta: ModelMetadata, n: int, seed: int) -> tuple[Samples, DataInfo]:

@@ -32,12 +32,16 @@ class EpochContext:
     new_metrics: Callable[[], MetricState]  # the task's empty accumulator
     objective: Any = None  # defenses.adversarial objective, or None for standard training
     batch_mix: Callable | None = None  # MixUp/CutMix on (images, labels)
+    train_model: nn.Module | None = None  # what the steps call: a DistributedDataParallel wrapper, or None
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epoch: int,
                     on_step: StepCallback | None = None) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss and the task's accuracy on the (augmented) batches."""
     total_loss, metrics = 0.0, ctx.new_metrics()
+    if hasattr(loader.sampler, "set_epoch"):  # a DistributedSampler reshuffles per epoch
+        loader.sampler.set_epoch(epoch)
+    net = ctx.train_model or model
     for step, (x, y) in enumerate(loader):
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         hard = y
@@ -45,7 +49,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epo
             x, y = ctx.batch_mix(x, y)
             hard = y.argmax(dim=1)
         ctx.schedule.apply(ctx.optimizer, epoch, step)
-        loss, logits = _batch_loss(model, x, y, ctx)
+        loss, logits = _batch_loss(net, x, y, ctx)
         ctx.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         ctx.optimizer.step()
@@ -54,7 +58,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epo
         metrics.update(logits.detach(), hard)
         if on_step is not None:
             on_step(total_loss / max(1, _seen(step, loader, n_batch)), metrics.accuracy)
-    samples = len(loader.dataset)  # type: ignore[arg-type]
+    samples = len(loader.sampler) if loader.sampler is not None else len(loader.dataset)  # type: ignore[arg-type]
     return {"train_loss": total_loss / max(1, samples), "train_accuracy": metrics.accuracy}
 
 

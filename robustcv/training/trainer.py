@@ -17,9 +17,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from robustcv import distributed
 from robustcv.checkpoint import META_FILE, ModelMetadata, read_metadata, save_checkpoint
 from robustcv.console import progress_bar
 from robustcv.data import DataSpec, Splits, as_tensors, get_dataset
+from robustcv.errors import UserError
 from robustcv.models import FreezePlan, ModelSpec, build_model
 from robustcv.inference import library_versions, predict
 from robustcv.tasks import TaskDefinition, get_task
@@ -55,16 +57,23 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
     """Return the checkpoint for these specs, training it first when absent (or with ``force``)."""
     digest = model_spec_hash(data, model, recipe)
     directory = Path(models_dir) / checkpoint_name(data, model, digest)
-    if (directory / META_FILE).is_file() and not force:
-        meta = read_metadata(directory)
-        if meta.spec_hash == digest:
-            return TrainResult(directory, meta, trained=False)
+    world = distributed.current()
+    # Rank 0 decides, so every rank trains (DDP) or none does.
+    if distributed.broadcast(not force and _has_checkpoint(directory, digest), world):
+        return TrainResult(directory, read_metadata(directory), trained=False)
     splits = get_dataset(data)
-    net, meta = fit(splits, data, model, recipe, device=torch.device(device), show_progress=show_progress)
-    meta = dataclasses.replace(meta, name=directory.name, spec_hash=digest)
-    save_checkpoint(directory, net, meta, force=True)
-    save_learning_curves(meta.history, directory / "learning_curves.png", meta.name)
+    net, meta = fit(splits, data, model, recipe, device=torch.device(device),
+                    show_progress=show_progress and world.main)
+    if world.main:
+        meta = dataclasses.replace(meta, name=directory.name, spec_hash=digest)
+        save_checkpoint(directory, net, meta, force=True)
+        save_learning_curves(meta.history, directory / "learning_curves.png", meta.name)
+    distributed.barrier(world)  # the checkpoint exists for every rank from here on
     return TrainResult(directory, read_metadata(directory), trained=True)
+
+
+def _has_checkpoint(directory: Path, digest: str) -> bool:
+    return (directory / META_FILE).is_file() and read_metadata(directory).spec_hash == digest
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -99,16 +108,17 @@ def _train(splits: Splits, model_spec: ModelSpec, recipe: Recipe, task: TaskDefi
            device: torch.device, show_progress: bool) -> tuple[torch.nn.Module, list[dict[str, Any]], int]:
     """Build and train one network; returns it (best epoch restored, eval mode), its history and best epoch."""
     generator = seed_everything(recipe.seed)
-    info = splits.info
+    info, world = splits.info, distributed.current()
     model = build_model(model_spec, info).to(device)
     x_val, y_val = as_tensors(splits.val)
-    loader = _train_loader(splits, recipe, generator)
+    loader = _train_loader(splits, recipe, generator, world)
     plan = FreezePlan.parse(recipe.freeze)
     ctx = EpochContext(
         optimizer=build_optimizer(plan.apply(model, 0, lr=recipe.lr, backbone_lr_scale=recipe.backbone_lr_scale), recipe),
         schedule=LRSchedule(recipe, len(loader), mode="min" if recipe.monitor == "val_loss" else "max"),
         loss_fn=_loss_for(recipe, splits, info, task), device=device, new_metrics=lambda: task.accumulator(info),
         objective=objective, batch_mix=build_batch_mix(recipe.mixup, recipe.cutmix, info.num_classes),
+        train_model=_data_parallel(model, plan, device) if world.distributed else None,
     )
     val = Validation(x_val, y_val, task, info)
     history, best_state, best_epoch = _run_epochs(model, loader, ctx, plan, recipe, val, show_progress)
@@ -153,12 +163,32 @@ def _loss_for(recipe: Recipe, splits: Splits, info, task: TaskDefinition) -> Any
                      class_weights=weights, ignore_index=info.ignore_index)
 
 
-def _train_loader(splits: Splits, recipe: Recipe, generator: torch.Generator) -> DataLoader:
+def _train_loader(splits: Splits, recipe: Recipe, generator: torch.Generator,
+                  world: distributed.World) -> DataLoader:
+    """Shuffled training batches; under torchrun each rank reads its shard, and the recipe's
+    batch size is the global one (split across ranks)."""
     info = splits.info
     dataset = AugmentedDataset(splits.train, build_augmentation(recipe.augment, info), info.task)
     drop_last = len(dataset) > recipe.batch_size  # a batch of one breaks BatchNorm
-    return DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, generator=generator,
+    if not world.distributed:
+        return DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, generator=generator,
+                          drop_last=drop_last, num_workers=0)
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True,
+                                 seed=recipe.seed, drop_last=drop_last)
+    return DataLoader(dataset, batch_size=max(1, recipe.batch_size // world.size), sampler=sampler,
                       drop_last=drop_last, num_workers=0)
+
+
+def _data_parallel(model: torch.nn.Module, plan: FreezePlan, device: torch.device) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel (gradients averaged across ranks)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if plan.mode == "staged":
+        raise UserError("--freeze staged:N is not supported under torchrun yet (DDP fixes the trained "
+                        "parameters when it wraps the model); use full, head or last:N")
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _objective_for(recipe: Recipe) -> Any:

@@ -1,0 +1,75 @@
+"""torch.distributed under torchrun (gloo on the CPU): results equal the one-process run's."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _robustcv(args: list[str], cwd: Path, processes: int = 1) -> subprocess.CompletedProcess:
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+                if processes > 1 else [sys.executable])
+    return subprocess.run(launcher + ["-m", "robustcv", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ddp")
+    done = _robustcv(["train", "-q", "--epochs", "3"], root)
+    assert done.returncode == 0, done.stderr
+    return next((root / "models").iterdir())
+
+
+def _records(path: Path) -> list[dict]:
+    results = json.loads((path / "results.json").read_text())
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in results["records"]]
+
+
+def test_two_processes_write_the_records_of_one(checkpoint, tmp_path):
+    args = ["attack", "-q", "--checkpoint", str(checkpoint), "--samples", "60", "--natural", "none", "--no-report",
+            "--attack", "fgsm,pgd(restarts=2)"]
+    one = _robustcv(args + ["--out", "one"], tmp_path)
+    two = _robustcv(args + ["--out", "two"], tmp_path, processes=2)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr, two.stderr)
+    assert _records(tmp_path / "one") == _records(tmp_path / "two")
+    assert two.stdout.count("robust accuracy (linf)") == 1  # rank 0 alone prints
+
+
+def test_batch_size_does_not_change_records(checkpoint, tmp_path):
+    args = ["attack", "-q", "--checkpoint", str(checkpoint), "--samples", "60", "--natural", "none", "--no-report",
+            "--attack", "pgd"]
+    small = _robustcv(args + ["--out", "small", "--eval-batch-size", "7"], tmp_path)
+    large = _robustcv(args + ["--out", "large", "--eval-batch-size", "250"], tmp_path)
+    assert small.returncode == 0 and large.returncode == 0
+    assert _records(tmp_path / "small") == _records(tmp_path / "large")
+
+
+def test_ddp_training_reaches_the_one_process_accuracy_band(tmp_path):
+    one = _robustcv(["train", "-q", "--epochs", "4", "--models-dir", "one"], tmp_path)
+    two = _robustcv(["train", "-q", "--epochs", "4", "--models-dir", "two"], tmp_path, processes=2)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    accuracy = {}
+    for name in ("one", "two"):
+        model_dir = next((tmp_path / name).iterdir())
+        accuracy[name] = json.loads((model_dir / "model.json").read_text())["test_metrics"]["accuracy"]
+    assert [d.name for d in (tmp_path / "one").iterdir()] == [d.name for d in (tmp_path / "two").iterdir()]
+    assert accuracy["two"] > 0.9 and abs(accuracy["two"] - accuracy["one"]) < 0.04
+
+
+def test_a_failing_rank_ends_the_job_in_bounded_time(tmp_path):
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(HERE / "distributed_worker.py")], cwd=tmp_path, env=ENV, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert "Error: bad data in shard 1" in done.stderr
+    assert time.perf_counter() - start < 60
