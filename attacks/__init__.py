@@ -5,6 +5,7 @@ target=None) -> x_adv``, clipped to the eps ball and [0, 1], run in eval mode wi
 parameters. ``get_attack`` also reaches foolbox (``foolbox:<Name>``) and ART (``art:<Name>``)
 attacks, imported only then. ``eps_sweep`` attacks an ascending eps grid, survivors only.
 """
+from attacks.apgd import APGD, APGDT
 from attacks.base import Attack
 from attacks.fgsm import FGSM
 from attacks.frozen import eval_frozen
@@ -15,6 +16,6 @@ from attacks.square import Square
 from attacks.sweep import CountingModel, SweepResult, eps_sweep
 
 __all__ = [
-    "Attack", "CountingModel", "FGSM", "Norm", "PGD", "Square", "SweepResult", "eps_sweep", "eval_frozen",
+    "APGD", "APGDT", "Attack", "CountingModel", "FGSM", "Norm", "PGD", "Square", "SweepResult", "eps_sweep", "eval_frozen",
     "get_attack", "list_attacks", "register_attack",
 ]

@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 from robustcv.cli import main
+from robustcv.evaluation.config import DEFAULT_ATTACKS
+
+MASKING_CHECKS = ("random restarts do not lower robust accuracy", "a black-box attack does not beat the white-box ones",
+                  "margin and DLR losses do not beat the evaluation")
 from robustcv.results import RunResults
 
 PER_SAMPLE_METRICS = ("attack_success_rate", "true_class_confidence", "linf", "l2", "psnr")
@@ -125,7 +129,7 @@ def test_default_attack_eps0_equals_clean(default_run):
     assert results.run["eps_grid"] == [0.0, 0.02, 0.05, 0.1, 0.2, 0.3]
     (clean,) = records(results, metric="clean_accuracy", defense="none")
     assert clean.value > 0.9
-    for attack in ("fgsm", "pgd", "worst-case"):
+    for attack in DEFAULT_ATTACKS + ("worst-case",):
         assert curve(results, attack=attack)[0.0] == pytest.approx(clean.value, abs=1e-6), attack
 
 
@@ -146,7 +150,10 @@ def test_default_attack_worst_case_is_monotone_and_the_minimum(default_run):
     values = [worst[e] for e in grid]
     assert all(b <= a + 1e-9 for a, b in zip(values, values[1:])), values
     for eps in grid:  # per-sample worst case is at most each attack's accuracy
-        assert worst[eps] <= min(curve(results, attack=a)[eps] for a in ("fgsm", "pgd")) + 1e-9
+        assert worst[eps] <= min(curve(results, attack=a)[eps] for a in DEFAULT_ATTACKS) + 1e-9
+        # the cascade's steps are cumulative: APGD-T's curve is the worst case so far
+        assert curve(results, attack="apgd-t")[eps] == pytest.approx(worst[eps], abs=1e-9)
+        assert curve(results, attack="apgd-ce")[eps] <= curve(results, attack="pgd")[eps] + 1e-9
 
 
 def test_default_attack_sanity_checks_all_pass(default_run):
@@ -193,7 +200,7 @@ def test_default_attack_min_eps_and_gallery_match_records(default_run):
             assert robust == pytest.approx(acc[eps], abs=1e-5), (attack, eps)
     assert results.gallery, "no gallery examples"
     for item in results.gallery:
-        assert item.eps in grid and item.attack in ("fgsm", "pgd")
+        assert item.eps in grid and item.attack in DEFAULT_ATTACKS
         for rel in (item.clean_path, item.perturbation_path, item.adversarial_path):
             path = out / rel
             assert rel.startswith("examples/") and path.is_file() and path.read_bytes().startswith(b"\x89PNG"), rel
@@ -210,7 +217,7 @@ def test_default_attack_writes_report_and_config(default_run):
     assert "<html" in html.read_text(encoding="utf-8").lower()
     assert (report / "report.md").is_file()
     config = json.loads((out / "config.json").read_text())
-    assert config["attacks"] == ["fgsm", "pgd"] and config["eps"] == results.run["eps_grid"]
+    assert config["attacks"] == list(DEFAULT_ATTACKS) and config["eps"] == results.run["eps_grid"]
     natural = {r.attack for r in results.records if r.attack.startswith("natural:")}
     assert natural  # default natural sweeps ran
 
@@ -403,7 +410,10 @@ def test_foolbox_and_art_attacks_through_the_cli(trained, tmp_path, monkeypatch,
         assert any(m.attack == attack for m in results.min_eps), attack
     for attack in attacks[1:]:  # iterative attacks are at least as strong as FGSM, and break the model
         assert curve(results, attack=attack)[0.3] < 0.05, attack
-    failed = [(c.name, c.detail) for c in results.sanity_checks if not c.passed]
+    # The adapters' plumbing checks pass; the masking probes rightly find these PGD-10 peers
+    # weaker than restarts and Square (the default evaluation adds APGD for that).
+    plumbing = [c for c in results.sanity_checks if c.name not in MASKING_CHECKS]
+    failed = [(c.name, c.detail) for c in plumbing if not c.passed]
     assert not failed, failed
 
 

@@ -14,7 +14,7 @@ from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_o
 from robustcv.console import console, stdout, table
 from robustcv.device import resolve_device
 from attacks.specs import split_attack_list
-from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, default_eps_grid
+from robustcv.evaluation.config import DEFAULT_ATTACKS, NATURAL_KINDS, EvalConfig, default_eps_grid
 
 
 def _split(text: str) -> list[str]:
@@ -37,9 +37,9 @@ def parse_eps_list(text: str) -> list[float]:
 @model_options
 @recipe_options
 @run_options
-@click.option("--attack", "attack_names", default="fgsm,pgd", show_default=True,
-              help="Comma-separated: fgsm, pgd, foolbox:<Name>, art:<Name>; arguments as "
-                   "NAME(key=value, ...), e.g. 'foolbox:L2CarliniWagnerAttack(steps=100)'.")
+@click.option("--attack", "attack_names", default=",".join(DEFAULT_ATTACKS), show_default=True,
+              help="Comma-separated: fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, foolbox:<Name>, art:<Name>, "
+                   "torchattacks:<Name>; arguments as NAME(key=value, ...), e.g. 'apgd-ce(steps=50)'.")
 @click.option("--eps", "eps_text", default=None, help="Ascending budgets, fractions allowed (default per dataset).")
 @click.option("--headline-eps", type=FRACTION, default=None, help="The eps the summary quotes.")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
@@ -48,7 +48,8 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--rel-step-size", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
               help="PGD step as a fraction of each eps, used when --step-size is not given.")
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--attack-loss", "attack_loss", type=click.Choice(["ce", "margin"]), default="ce", show_default=True)
+@click.option("--attack-loss", "attack_loss", type=click.Choice(["ce", "margin", "dlr", "bce"]), default=None,
+              help="Loss of FGSM/PGD (default: the task's, ce; bce for multilabel).")
 @click.option("--targeted", default="none", show_default=True, help="none | random | least-likely | CLASS_INDEX")
 @click.option("--defense", "defense_text", default="none", show_default=True,
               help="Input-transform defenses, e.g. none,jpeg:75,median:3,bitdepth:4 (see `robustcv list`).")
@@ -134,7 +135,10 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
         defenses.insert(0, "none")
     _check_targeted(params["targeted"], meta.data_info.num_classes)
     _check_defenses(defenses)
-    config = EvalConfig(attacks=split_attack_list(params["attack_names"]), eps=eps, headline_eps=headline, norm=params["norm"],
+    attacks = split_attack_list(params["attack_names"])
+    if params["targeted"] != "none" and params["attack_names"] == ",".join(DEFAULT_ATTACKS):
+        attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted by design
+    config = EvalConfig(attacks=attacks, eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
                         rel_step_size=params["rel_step_size"], restarts=params["restarts"],
                         loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,

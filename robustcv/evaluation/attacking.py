@@ -14,6 +14,8 @@ from robustcv.inference import predict
 
 
 NATIVE = ("fgsm", "pgd")
+APGD_FAMILY = ("apgd", "apgd-ce", "apgd-dlr", "apgd-t")
+APGD_LOSSES = {"apgd-ce": "ce", "apgd-dlr": "dlr"}
 
 
 def build_attack(spec: str, config: EvalConfig, objective: Objective | None = None, **overrides):
@@ -25,7 +27,8 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
 
     try:
         name, arguments = parse_attack_spec(spec)
-        objective = (objective or Classification()).with_loss(arguments.pop("loss", config.loss))
+        objective = objective or Classification()
+        objective = objective.with_loss(arguments.pop("loss", _default_loss(name, objective, config)))
     except ValueError as exc:
         raise UserError(f"attack {spec!r}: {exc}" if not str(exc).startswith("attack") else str(exc)) from None
     if "targeted" in arguments:
@@ -36,6 +39,14 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
         if name == "pgd":
             kwargs.update(steps=config.steps, step_size=config.step_size, rel_step_size=config.rel_step_size,
                           restarts=config.restarts, seed=config.seed)
+        kwargs.update(overrides)
+    elif name in APGD_FAMILY:
+        if name == "apgd-t" and targeted:
+            raise UserError("apgd-t aims at every other class in turn (untargeted by design); with --targeted "
+                            "use apgd-ce or pgd")
+        kwargs = {"norm": config.norm, "objective": objective, "seed": config.seed}
+        if name != "apgd-t":
+            kwargs["targeted"] = targeted
         kwargs.update(overrides)
     elif name.startswith("art:"):  # ART takes our norm; foolbox attacks carry their own
         kwargs = {"norm": config.norm, "targeted": targeted, "seed": config.seed}
@@ -50,6 +61,13 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
         raise UserError(f"attack {spec!r} measures {attack.norm.value} perturbations but the run uses "
                         f"--norm {config.norm}: pick an attack of that norm or change --norm")
     return attack
+
+
+def _default_loss(name: str, objective: Objective, config: EvalConfig) -> str | None:
+    """APGD-CE and APGD-DLR carry their loss in their name; other attacks use the run's
+    ``--attack-loss`` (None: the task's default)."""
+    own = APGD_LOSSES.get(name)
+    return own if own in objective.LOSSES else config.loss
 
 
 def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: EvalConfig,

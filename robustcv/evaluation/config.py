@@ -9,6 +9,8 @@ from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 
 NATURAL_KINDS = ("translate", "rotate", "noise", "blur", "brightness")
+# FGSM and PGD, then AutoAttack's cascade: APGD-CE and APGD-T only on what is still robust.
+DEFAULT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t")
 
 # Default eps grids by image scale: digits/MNIST-like (dark backgrounds, 0..0.3 is the usual range)
 # and natural-image data (CIFAR-like, 0..16/255).
@@ -40,7 +42,7 @@ class EvalConfig:
         eps: ascending eps grid in [0, 1] pixel units (0 included for the clean point).
         headline_eps: the eps the summary quotes.
         norm: ``linf`` or ``l2``.
-        steps, step_size, restarts, loss: PGD settings. With step_size None each eps steps by
+        steps, step_size, restarts: PGD settings; loss: the attack loss (None: the task's default). With step_size None each eps steps by
             ``rel_step_size * eps``: eps/4 for PGD-20 converged where Madry's 2.5·eps/steps
             did not (on digits, 4x the steps still lowered robust accuracy by 6 points).
         targeted: ``none``, ``random``, ``least-likely`` or a class index as text.
@@ -51,7 +53,7 @@ class EvalConfig:
         gallery: number of examples saved.
     """
 
-    attacks: list[str] = field(default_factory=lambda: ["fgsm", "pgd"])
+    attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
     cascade: list[str] = field(default_factory=lambda: ["apgd-ce", "apgd-t"])
     eps: list[float] = field(default_factory=list)
     headline_eps: float = 0.0
@@ -60,7 +62,7 @@ class EvalConfig:
     step_size: float | None = None
     rel_step_size: float = 0.25
     restarts: int = 1
-    loss: str = "ce"
+    loss: str | None = None
     targeted: str = "none"
     defenses: list[str] = field(default_factory=lambda: ["none"])
     eot_samples: int = 8

@@ -67,9 +67,25 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
             outcome = run_outcome(attack, attack_spec + threat.suffix, threat, samples, config, device, progress,
                                   label, robust_before=before)
             outcome.extra["cascade"] = cascaded
+            if cascaded:
+                _inherit_adversarials(outcome, run.outcomes, ~before, config.headline_index)
             run.outcomes.append(outcome)
     run.worst = worst_case(run.outcomes)
     return run
+
+
+def _inherit_adversarials(outcome: Outcome, earlier: list[Outcome], skipped: torch.Tensor, index: int) -> None:
+    """A cascade step did not attack what earlier attacks had fooled (``skipped``, ``[E, N]``):
+    those samples' kept adversarials and their measures come from the first earlier attack that
+    fooled them, so the gallery and the perturbation sizes show real adversarials."""
+    todo = skipped.clone()
+    for previous in earlier:
+        take = todo & ~previous.correct
+        for name in ("confidence", "linf", "l2", "psnr"):
+            getattr(outcome, name)[take] = getattr(previous, name)[take]
+        if outcome.headline is not None and previous.headline is not None:
+            outcome.headline[take[index]] = previous.headline[take[index]]
+        todo &= ~take
 
 
 def merge_runs(local: DefenseRun, parts: list[tuple[torch.Tensor, list[Outcome]]]) -> DefenseRun:

@@ -8,6 +8,7 @@ from torch import nn
 
 from attacks.objectives import Objective
 from robustcv.evaluation.config import SANITY_EPS, EvalConfig, pgd_step_size
+from robustcv.evaluation.masking import Probe, masking_checks, zero_gradient_check
 from robustcv.evaluation.outcome import Outcome
 from robustcv.results import SanityCheck
 from robustcv.inference import predict
@@ -33,6 +34,11 @@ def sanity_checks(model_name: str, model: nn.Module, runs: Sequence, samples, ob
         checks.append(more_steps_check(model_name, run.spec, run.strongest_attack_model, run.judge, first, objective,
                                        config, device, tol=RANDOMIZED_TOLERANCE if run.randomized else 0.0,
                                        early_stop=not run.randomized))
+        probe = Probe(model_name, run.spec, run.strongest_attack_model, run.judge, first.x, first.y,
+                      run.worst.correct[config.headline_index][:SANITY_SAMPLES], objective, config, device)
+        # Randomized defenses are judged by noisy draws, the probes would mostly measure noise; a
+        # targeted run does not try to maximize errors, so untargeted probes would always beat it.
+        checks += [zero_gradient_check(probe)] if run.randomized or targeted else masking_checks(probe)
     return checks
 
 
