@@ -4,8 +4,10 @@
 max_iter=10)`` pass their keyword arguments to the peer's constructor. The peer library is
 imported only when such an attack is built. Our base class still owns the contract: eval mode,
 frozen parameters, clipping to the eps ball and [0, 1], eps 0 returns ``x``. Minimal-norm attacks
-(CW, DeepFool, FMN) get eps as their ``epsilons`` (foolbox) and are clipped to it. Both adapters
-support classification only (labels of shape [B]).
+(CW, DeepFool, FMN) get eps as their ``epsilons`` (foolbox) and are clipped to it.
+``get_attack("torchattacks:AutoAttack", version="standard")`` builds the torchattacks class
+per call with the call's eps (their constructors take the model and eps). The adapters support
+classification only (labels of shape [B]).
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from attacks.norms import Norm
 
 
 def build(library: str, name: str, **kwargs) -> Attack:
-    """``FoolboxAttack`` or ``ArtAttack`` for ``library`` (``foolbox`` | ``art``)."""
-    return (FoolboxAttack if library == "foolbox" else ArtAttack)(name, **kwargs)
+    """``FoolboxAttack``, ``ArtAttack`` or ``TorchattacksAttack`` for ``library``."""
+    return {"foolbox": FoolboxAttack, "art": ArtAttack, "torchattacks": TorchattacksAttack}[library](name, **kwargs)
 
 
 def _import(module: str, package: str):
@@ -147,6 +149,53 @@ class ArtAttack(Attack):
             iters = self.kwargs.get("max_iter", self.params["max_iter"].default if "max_iter" in self.params else 1)
             kw["eps_step"] = 2.5 * eps / iters if "max_iter" in self.params else eps
         kw = {k: v for k, v in kw.items() if k in self.params}
+        return {**kw, **self.kwargs}
+
+    def _repr_args(self) -> dict:
+        return {"name": self.name, **super()._repr_args(), **self.kwargs}
+
+
+class TorchattacksAttack(Attack):
+    """Any ``torchattacks`` attack; built per call as ``cls(model, eps=eps, **kwargs)``.
+
+    The norm comes from the class name (``...L2`` classes are L2) or its ``norm`` argument
+    (``"Linf"``/``"L2"``, e.g. for ``AutoAttack`` and ``APGD``); ``n_classes`` is read from the
+    model when the class takes it; ``seed`` is passed where the class takes one.
+
+    Example:
+        >>> attack = get_attack("torchattacks:AutoAttack", version="standard")
+        >>> x_adv = attack(model, x, y, eps=8 / 255)
+    """
+
+    def __init__(self, name: str, targeted: bool = False, seed: int | None = None, **kwargs) -> None:
+        ta = _import("torchattacks", "torchattacks")
+        self.cls = getattr(ta, name, None)
+        if not (inspect.isclass(self.cls) and issubclass(self.cls, ta.attack.Attack)):
+            raise ValueError(f"torchattacks has no attack {name!r} (see torchattacks' list)")
+        self.params = inspect.signature(self.cls.__init__).parameters
+        unknown = set(kwargs) - set(self.params)
+        if unknown:
+            raise ValueError(f"bad arguments for torchattacks:{name}: unexpected {', '.join(sorted(unknown))}")
+        norm = Norm.L2 if name.endswith("L2") or str(kwargs.get("norm", "Linf")).lower() == "l2" else Norm.LINF
+        super().__init__(norm=norm, targeted=targeted, seed=seed)
+        self.name, self.kwargs = f"torchattacks:{name}", kwargs
+
+    def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
+            generator) -> torch.Tensor:
+        _check_classification(labels, "torchattacks")
+        peer = self.cls(model, eps=eps, **self._peer_kwargs(model, x))
+        if self.targeted:
+            peer.set_mode_targeted_by_label(quiet=True)
+        with _seeded(self.seed):
+            return peer(x, labels)
+
+    def _peer_kwargs(self, model: nn.Module, x: torch.Tensor) -> dict:
+        kw = {}
+        if "n_classes" in self.params:
+            with torch.no_grad():
+                kw["n_classes"] = model(x[:1]).shape[1]
+        if "seed" in self.params and self.seed is not None:
+            kw["seed"] = self.seed
         return {**kw, **self.kwargs}
 
     def _repr_args(self) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from attacks.registries import Registry
 from robustcv.errors import UserError
 
 if TYPE_CHECKING:
@@ -131,28 +132,22 @@ class MultilabelTask(TaskDefinition):
         return MultilabelState(tuple(info.classes))
 
 
-_TASKS: dict[Task, TaskDefinition] = {}
+TASKS: Registry[TaskDefinition] = Registry("task", error=UserError)
 
 
 def register_task(definition: TaskDefinition) -> TaskDefinition:
     """Add a task definition; a second one for the same task is refused."""
-    if definition.task in _TASKS:
-        raise ValueError(f"An entry is already registered under the name '{definition.task.value}'.")
-    _TASKS[definition.task] = definition
-    return definition
+    return TASKS.register(definition.task.value, definition)
 
 
 def get_task(task: Task | str) -> TaskDefinition:
     """The definition of ``task`` (a :class:`Task` or its name, case-insensitive)."""
-    try:
-        return _TASKS[Task(str(getattr(task, "value", task)).lower())]
-    except (ValueError, KeyError):
-        raise UserError(f"unknown task '{task}'; known: {', '.join(list_tasks())}") from None
+    return TASKS.get(str(getattr(task, "value", task)))
 
 
 def list_tasks() -> list[str]:
     """The registered task names, sorted."""
-    return sorted(t.value for t in _TASKS)
+    return TASKS.names()
 
 
 for _definition in (ClassificationTask(), SegmentationTask(), MultilabelTask()):

@@ -99,3 +99,19 @@ def test_l2_at_least_as_strong_as_torchattacks(digits):
     ours = accuracy(model, APGD(norm="l2", steps=50, seed=0)(model, x, y, 0.5), y)
     theirs = accuracy(model, torchattacks.APGD(model, norm="L2", eps=0.5, steps=50, loss="ce", seed=0)(x, y), y)
     assert ours <= theirs + 0.01 and ours < accuracy(model, x, y) - 0.1
+
+
+@pytest.mark.parametrize("spec,kwargs", [("torchattacks:PGD", {"steps": 10, "alpha": 0.025}),
+                                         ("torchattacks:APGD", {"steps": 20, "loss": "ce"})])
+def test_torchattacks_adapter_matches_the_library(digits, spec, kwargs):
+    torchattacks = pytest.importorskip("torchattacks")
+    model, x, y = digits
+    adapter = get_attack(spec, seed=0, **kwargs)
+    x_adv = adapter(model, x, y, 0.1)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    direct = getattr(torchattacks, spec.split(":")[1])(model, eps=0.1, **kwargs)
+    torch.manual_seed(0)
+    assert abs(accuracy(model, x_adv, y) - accuracy(model, direct(x, y), y)) <= 0.03
+    assert get_attack("torchattacks:PGDL2").norm.value == "l2"
+    with pytest.raises(ValueError, match="no attack"):
+        get_attack("torchattacks:NoSuchAttack")

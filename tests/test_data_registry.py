@@ -36,7 +36,7 @@ def test_unknown_name_is_a_user_error_listing_known_names():
         (DataSpec(val_fraction=1.0), "val_fraction"),
         (DataSpec(test_fraction=-0.1), "test_fraction"),
         (DataSpec(test_fraction=0.0), "no official test split"),
-        (DataSpec(name="imagefolder:"), "needs a path"),
+        (DataSpec(name="imagefolder:"), "needs something after the colon, e.g. 'imagefolder:<path>'"),
     ],
     ids=["unknown-task", "task-not-offered", "val-fraction", "test-fraction", "no-test", "empty-path"],
 )

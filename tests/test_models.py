@@ -126,7 +126,7 @@ def test_spec_rejects_bad_values(kwargs):
 
 
 @pytest.mark.parametrize("name, fragment", [
-    ("resnet19", "known models: deep_cnn"),
+    ("resnet19", "unknown model 'resnet19'; known: deep_cnn"),
     ("dual:resnet18", r"dual:A\+B"),
     ("dual:resnet18+nope", "unknown model 'nope'"),
 ])
@@ -149,7 +149,7 @@ def test_transfer_refuses_other_channel_counts():
 
 
 def test_register_refuses_duplicates_and_registers_new(monkeypatch):
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(registry.MODELS, "_entries", dict(registry.MODELS._entries))
     with pytest.raises(ValueError, match="already registered"):
         register_model("small_cnn")(lambda **kwargs: None)
     with pytest.raises(ValueError, match="reserved"):

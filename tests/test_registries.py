@@ -34,9 +34,16 @@ def test_families_keep_their_argument_case():
 
 def test_every_registry_of_the_code_base_has_the_shape():
     from attacks.natural import NATURAL
+    from attacks.registry import ATTACKS
     from defenses.registry import DEFENSES
+    from robustcv.data.registry import DATASETS
+    from robustcv.errors import UserError
+    from robustcv.models.registry import MODELS
+    from robustcv.tasks import TASKS
 
-    for registry in (NATURAL, DEFENSES):
+    for registry in (NATURAL, DEFENSES, ATTACKS, DATASETS, MODELS, TASKS):
         assert isinstance(registry, Registry) and registry.names() == sorted(registry.names())
-        with pytest.raises(ValueError, match=f"unknown {registry.kind} 'nope'; known: "):
+        with pytest.raises((ValueError, UserError), match=f"unknown {registry.kind} 'nope'; known: "):
             registry.get("nope")
+    assert {"foolbox:<name>", "art:<name>", "torchattacks:<name>"} <= set(ATTACKS.names())
+    assert "imagefolder:<path>" in DATASETS

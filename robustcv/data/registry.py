@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+from attacks.registries import Registry
 from robustcv.data.base import DatasetBuilder, DataSpec, Splits
 from robustcv.errors import UserError
 from robustcv.tasks import Task
 
 PATH_PLACEHOLDER = "<path>"
 
-_BUILDERS: dict[str, DatasetBuilder] = {}
-_TASKS: dict[str, tuple[Task, ...]] = {}
+DATASETS: Registry[tuple[DatasetBuilder, tuple[Task, ...]]] = Registry("dataset", error=UserError)
 
 
 def register_dataset(
@@ -31,10 +31,7 @@ def register_dataset(
     """
 
     def wrapper(fn: DatasetBuilder) -> DatasetBuilder:
-        if name in _BUILDERS:
-            raise ValueError(f"An entry is already registered under the name '{name}'.")
-        _BUILDERS[name] = fn
-        _TASKS[name] = tuple(Task(t) for t in tasks)
+        DATASETS.register(name, (fn, tuple(Task(t) for t in tasks)))
         return fn
 
     return wrapper
@@ -42,30 +39,17 @@ def register_dataset(
 
 def list_datasets() -> list[str]:
     """Sorted registry names; parametrized families appear as ``prefix:<path>``."""
-    return sorted(_BUILDERS)
+    return DATASETS.names()
 
 
-def _resolve(name: str) -> str:
-    """The registry key for ``name``; names are case-insensitive (a path after a colon is not)."""
-    if name.lower() in _BUILDERS:
-        return name.lower()
-    prefix, sep, rest = name.partition(":")
-    family = f"{prefix.lower()}:{PATH_PLACEHOLDER}"
-    if sep and family in _BUILDERS:
-        if not rest.strip():
-            raise UserError(f"dataset '{name}' needs a path after the colon, e.g. '{prefix}:./my_images'")
-        return family
-    raise UserError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}")
-
-
-def _check_spec(spec: DataSpec, key: str) -> None:
+def _check_spec(spec: DataSpec, tasks: tuple[Task, ...]) -> None:
     try:
         task = Task(spec.task)
     except ValueError:
         known = ", ".join(t.value for t in Task)
         raise UserError(f"unknown task '{spec.task}'; known: {known}") from None
-    if task not in _TASKS[key]:
-        offered = ", ".join(t.value for t in _TASKS[key])
+    if task not in tasks:
+        offered = ", ".join(t.value for t in tasks)
         raise UserError(f"dataset '{spec.name}' offers task(s) {offered}, not {task.value}")
     for field in ("val_fraction", "test_fraction"):
         value = getattr(spec, field)
@@ -81,6 +65,6 @@ def get_dataset(spec: DataSpec) -> Splits:
     Raises:
         UserError: unknown name or task, bad fractions, or data that cannot be found or read.
     """
-    key = _resolve(spec.name)
-    _check_spec(spec, key)
-    return _BUILDERS[key](spec)
+    _, (builder, tasks), _ = DATASETS.resolve(spec.name)
+    _check_spec(spec, tasks)
+    return builder(spec)

@@ -48,7 +48,7 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
         if name != "apgd-t":
             kwargs["targeted"] = targeted
         kwargs.update(overrides)
-    elif name.startswith("art:"):  # ART takes our norm; foolbox attacks carry their own
+    elif name.startswith("art:"):  # ART takes our norm; foolbox and torchattacks attacks carry their own
         kwargs = {"norm": config.norm, "targeted": targeted, "seed": config.seed}
     else:
         kwargs = {"targeted": targeted, "seed": config.seed}

@@ -11,6 +11,7 @@ from typing import Callable, Iterable, TypeVar
 
 from torch import nn
 
+from attacks.registries import Registry
 from robustcv.errors import UserError
 from robustcv.tasks import Task
 
@@ -30,7 +31,7 @@ class ModelEntry:
     tasks: tuple[Task, ...]
 
 
-_MODELS: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model", error=UserError)
 
 
 def register_model(name: str | None = None, *,
@@ -44,11 +45,9 @@ def register_model(name: str | None = None, *,
 
     def wrapper(fn: B) -> B:
         key = name if name is not None else fn.__name__
-        if key in _MODELS:
-            raise ValueError(f"An entry is already registered under the name '{key}'.")
         if key.startswith(DUAL_PREFIX) or "+" in key:
             raise ValueError(f"'{key}': 'dual:' and '+' are reserved for dual models")
-        _MODELS[key] = ModelEntry(key, fn, tuple(Task(t) for t in tasks))
+        MODELS.register(key, ModelEntry(key, fn, tuple(Task(t) for t in tasks)))
         return fn
 
     return wrapper
@@ -56,14 +55,10 @@ def register_model(name: str | None = None, *,
 
 def list_models(*, patterns: bool = True) -> list[str]:
     """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` form is appended."""
-    names = sorted(_MODELS)
+    names = MODELS.names()
     return names + [DUAL_PATTERN] if patterns else names
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for ``name``; an unknown name is a ``UserError`` listing the known ones."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        known = ", ".join(list_models())
-        raise UserError(f"unknown model '{name}'; known models: {known}") from None
+    return MODELS.get(name)
