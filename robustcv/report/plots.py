@@ -16,7 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from robustcv.plotting import save_figure  # noqa: E402
-from robustcv.report.queries import WORST, Series, fmt_eps  # noqa: E402
+from robustcv.report.formatting import fmt_eps  # noqa: E402
+from robustcv.report.queries import WORST, Series  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 COLORS = plt.get_cmap("tab10").colors

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from robustcv.report.formatting import fmt_eps
 from robustcv.report.loading import RunData
 from robustcv.results import Record
 
@@ -212,20 +213,3 @@ def class_values(run: RunData, model: str, defense: str, eps: float) -> tuple[st
 def failed_checks(runs: Iterable[RunData]):
     """(run, check) for every sanity check that failed."""
     return [(run, c) for run in runs for c in run.results.sanity_checks if not c.passed]
-
-
-def fmt_value(value: float | None, digits: int = 4) -> str:
-    """Fixed precision everywhere, so tables can be compared with results.json at that precision."""
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def fmt_eps(eps: float | None) -> str:
-    """``0.1`` stays ``0.1``; ``8/255`` is shown as such; anything else with 4 significant digits."""
-    if eps is None:
-        return "—"
-    if abs(eps - round(eps, 3)) < 1e-12:
-        return f"{round(eps, 3):g}"
-    k = eps * 255
-    if abs(k - round(k)) < 1e-6:
-        return f"{round(k)}/255"
-    return f"{eps:.4g}"

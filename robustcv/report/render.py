@@ -5,20 +5,25 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from robustcv.errors import UserError
-from robustcv.report import sections_attack as attack
-from robustcv.report import sections_more as more
+from robustcv.report.breakdown import min_eps, per_class
+from robustcv.report.checks import sanity
+from robustcv.report.context import Context
 from robustcv.report.document import Block
+from robustcv.report.gallery import gallery
 from robustcv.report.html import render_html
 from robustcv.report.loading import RunData, load_runs
 from robustcv.report.markdown import render_markdown
+from robustcv.report.natural import natural
+from robustcv.report.reproducibility import reproducibility
+from robustcv.report.summary import robust_vs_eps, summary, tradeoff
+from robustcv.report.training import training
 from robustcv.results import write_bytes_atomic
 
 FORMATS = {"html": "report.html", "md": "report.md"}
 
 # The issue's order: verdict first, then the evidence, then how it was made.
-SECTIONS: tuple[Callable[[attack.Context], list[Block]], ...] = (
-    attack.summary, attack.robust_vs_eps, attack.tradeoff, attack.per_class, attack.min_eps,
-    more.gallery, more.natural, more.training, more.sanity, more.reproducibility,
+SECTIONS: tuple[Callable[[Context], list[Block]], ...] = (
+    summary, robust_vs_eps, tradeoff, per_class, min_eps, gallery, natural, training, sanity, reproducibility,
 )
 
 
@@ -66,7 +71,7 @@ def render_report(run_dirs: Sequence[str | Path], out_dir: str | Path, formats: 
 
 def build_blocks(runs: list[RunData], out_dir: Path) -> list[Block]:
     """Every section in order; the PNG figures are written into ``out_dir`` on the way."""
-    ctx = attack.Context(runs=runs, out_dir=out_dir)
+    ctx = Context(runs=runs, out_dir=out_dir)
     return [block for section in SECTIONS for block in section(ctx)]
 
 

@@ -1,0 +1,35 @@
+"""The sanity checks the evaluation ran (in AutoAttack's spirit: warn when a robust number may be
+an artefact of gradient masking or a weak attack), each with its verdict and its numbers."""
+from __future__ import annotations
+
+from typing import Any
+
+from robustcv.report.context import NOT_MEASURED, Context
+from robustcv.report.document import Badge, Block, Cell, Heading, Table, Text
+from robustcv.report.formatting import fmt_text
+
+
+def sanity(ctx: Context) -> list[Block]:
+    """Every recorded check of every run, passed or failed."""
+    blocks: list[Block] = [Heading("Sanity checks", anchor="sanity")]
+    rows: list[list[Cell]] = []
+    for run in ctx.runs:
+        for c in run.results.sanity_checks:
+            values = "; ".join(f"{k} = {fmt_text(_rounded(v))}" for k, v in (c.values or {}).items())
+            rows.append([run.name, c.model or "all", c.defense, c.name,
+                         Badge("PASS" if c.passed else "FAIL", c.passed), c.detail, values])
+    if not rows:
+        return blocks + [Text("Sanity checks: " + NOT_MEASURED + ".", "note")]
+    blocks.append(Table(["Run", "Model", "Defense", "Check", "Result", "Detail", "Numbers"], rows))
+    return blocks
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 4 significant digits, inside lists and dicts too (check values can be long)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,86 @@
+"""The verdict and the evidence for it: the summary table (clean and worst-case robust accuracy at
+the headline eps, failed sanity checks up front), robust accuracy against eps for every attack and
+defense, and the clean-vs-robust trade-off."""
+from __future__ import annotations
+
+from robustcv.report import plots
+from robustcv.report.context import NOT_MEASURED, Context
+from robustcv.report.document import Alert, Block, Figure, Heading, Image, Table, Text
+from robustcv.report.formatting import fmt_eps, fmt_value
+from robustcv.report.queries import Headline, Series, curve_series, failed_checks, groups, headline, verdict
+
+WORST_CASE_NOTE = ("Robust accuracy counts every evaluated sample (a sample misclassified on clean input is not "
+                   "robust); the worst case is taken per sample over all attacks and, for defenses, over naive "
+                   "and adaptive attacks — that is the figure that counts.")
+
+
+def headlines(ctx: Context) -> list[Headline]:
+    """One Headline per (run, model, defense) that has records."""
+    return [headline(run, model, defense) for run in ctx.runs for model, defense in groups(run)]
+
+
+def summary(ctx: Context) -> list[Block]:
+    """Failed sanity checks first, then one verdict per (run, model, defense)."""
+    failed = failed_checks(ctx.runs)
+    blocks: list[Block] = [Heading("Summary", anchor="summary"), _checks_alert(ctx, failed)]
+    rows = [_summary_row(h, failed) for h in headlines(ctx)]
+    if not rows:
+        return blocks + [Text("No attack results: " + NOT_MEASURED + ".", "note")]
+    return blocks + [Table(["Run", "Model", "Defense", "Clean accuracy", "Headline eps",
+                            "Robust accuracy (worst case)", "Verdict"], rows, numeric={3, 4, 5}),
+                     Text(WORST_CASE_NOTE, "note")]
+
+
+def _checks_alert(ctx: Context, failed: list) -> Block:
+    total = sum(len(run.results.sanity_checks) for run in ctx.runs)
+    if failed:
+        lines = [f"{run.name} · {c.model or 'all models'} · defense {c.defense}: {c.name} failed — {c.detail}"
+                 for run, c in failed]
+        return Alert(f"{len(failed)} of {total} sanity checks FAILED: these numbers may be wrong", lines)
+    if total:
+        return Alert(f"All {total} sanity checks passed", ok=True)
+    return Text("No sanity checks were recorded for these runs.", "note")
+
+
+def _summary_row(h: Headline, failed: list) -> list[str]:
+    fails = sum(1 for run, c in failed if run.name == h.run and c.model in ("", h.model)
+                and c.defense in (h.defense, ""))
+    return [h.run, h.model, h.defense, fmt_value(h.clean), fmt_eps(h.eps), fmt_value(h.robust), verdict(h, fails)]
+
+
+def robust_vs_eps(ctx: Context) -> list[Block]:
+    """Every attack curve of every run on one plot, and the same numbers as a table."""
+    blocks: list[Block] = [Heading("Robust accuracy vs eps", anchor="robust-vs-eps")]
+    series = curve_series(ctx.runs)
+    if not series:
+        return blocks + [Text("Attacks: " + NOT_MEASURED + ".", "note")]
+    path = plots.robust_curves(series, ctx.figure_path("robust_vs_eps.png"))
+    blocks.append(Figure(Image(path, "Robust accuracy against eps, one curve per attack"),
+                         "One curve per attack; thick = per-sample worst case; dashed = naive attack on a "
+                         "defense (does not count), solid = adaptive or undefended."))
+    return blocks + [_curve_table(series)]
+
+
+def _curve_table(series: list[Series]) -> Table:
+    grid = sorted({x for s in series for x in s.x})
+    rows = []
+    for s in series:
+        values = dict(zip(s.x, s.y))
+        rows.append([s.run, s.model, s.defense, s.attack, s.mode] + [fmt_value(values.get(e)) for e in grid])
+    headers = ["Run", "Model", "Defense", "Attack", "Mode"] + [f"eps {fmt_eps(e)}" for e in grid]
+    return Table(headers, rows, numeric=set(range(5, len(headers))))
+
+
+def tradeoff(ctx: Context) -> list[Block]:
+    """Clean against robust accuracy at the headline eps, one point per model and defense."""
+    blocks: list[Block] = [Heading("Clean vs robust trade-off", anchor="tradeoff")]
+    points = [(h, ctx.label(h.run, h.model, h.defense)) for h in headlines(ctx)
+              if h.clean is not None and h.robust is not None]
+    if not points:
+        return blocks + [Text("Trade-off: " + NOT_MEASURED + ".", "note")]
+    path = plots.tradeoff([(label, h.clean, h.robust) for h, label in points], ctx.figure_path("tradeoff.png"))
+    eps_note = ", ".join(sorted({fmt_eps(h.eps) for h, _ in points}))
+    blocks.append(Figure(Image(path, "Clean accuracy against robust accuracy"),
+                         f"One point per model and defense; robust accuracy at the headline eps ({eps_note}). "
+                         "Up and right is better; the dotted diagonal is no loss under attack."))
+    return blocks
