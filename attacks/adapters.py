@@ -1,4 +1,4 @@
-"""Adapters: foolbox and ART attacks behind :class:`attacks.base.Attack`'s ``__call__``.
+"""Adapters: foolbox, ART and torchattacks attacks behind :class:`attacks.base.Attack`'s ``__call__``.
 
 ``get_attack("foolbox:LinfPGD", steps=10)`` and ``get_attack("art:ProjectedGradientDescent",
 max_iter=10)`` pass their keyword arguments to the peer's constructor. The peer library is
@@ -155,12 +155,40 @@ class ArtAttack(Attack):
         return {"name": self.name, **super()._repr_args(), **self.kwargs}
 
 
+_TORCHATTACKS_L2 = ("CW", "DeepFool")  # L2 attacks whose name does not say so
+_TORCHATTACKS_OTHER = ("EADEN", "EADL1", "JSMA", "OnePixel", "Pixle", "SparseFool")  # L0/L1
+
+
+def _torchattacks_norm(name: str, kwargs: dict) -> Norm:
+    """L2 for ``...L2`` classes, CW, DeepFool and ``norm="L2"``; L∞ otherwise; L0/L1 refused."""
+    norm = str(kwargs.get("norm", "L2" if "L2" in name or name in _TORCHATTACKS_L2 else "Linf")).lower()
+    if name in _TORCHATTACKS_OTHER or norm not in ("linf", "l2"):
+        raise ValueError(f"torchattacks:{name} measures L0/L1 perturbations; only L∞ and L2 are supported")
+    return Norm(norm)
+
+
+class _Logits(nn.Module):
+    """The model under a neutral class name: torchattacks turns on its own input normalization
+    for models named ``RobModel`` (MAIR), and ours already normalize inside."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
 class TorchattacksAttack(Attack):
     """Any ``torchattacks`` attack; built per call as ``cls(model, eps=eps, **kwargs)``.
 
-    The norm comes from the class name (``...L2`` classes are L2) or its ``norm`` argument
+    The norm comes from the class name (``...L2`` classes, CW and DeepFool are L2; minimal-norm
+    classes without an eps are clipped to the call's eps) or its ``norm`` argument
     (``"Linf"``/``"L2"``, e.g. for ``AutoAttack`` and ``APGD``); ``n_classes`` is read from the
-    model when the class takes it; ``seed`` is passed where the class takes one.
+    model (one forward pass) when the class takes it; ``seed`` is passed where the class takes
+    one and seeds torch's global RNG for the call (then restored). ``targeted=True`` uses
+    torchattacks' ``set_mode_targeted_by_label`` (the call's ``target`` are the labels it aims
+    at). Inputs stay in [0, 1]: torchattacks adds no normalization (the model normalizes inside).
 
     Example:
         >>> attack = get_attack("torchattacks:AutoAttack", version="standard")
@@ -176,17 +204,21 @@ class TorchattacksAttack(Attack):
         unknown = set(kwargs) - set(self.params)
         if unknown:
             raise ValueError(f"bad arguments for torchattacks:{name}: unexpected {', '.join(sorted(unknown))}")
-        norm = Norm.L2 if name.endswith("L2") or str(kwargs.get("norm", "Linf")).lower() == "l2" else Norm.LINF
-        super().__init__(norm=norm, targeted=targeted, seed=seed)
+        if "eps" in kwargs:
+            raise ValueError(f"torchattacks:{name}: eps is the call's budget, not a constructor argument")
+        super().__init__(norm=_torchattacks_norm(name, kwargs), targeted=targeted, seed=seed)
         self.name, self.kwargs = f"torchattacks:{name}", kwargs
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
             generator) -> torch.Tensor:
         _check_classification(labels, "torchattacks")
-        peer = self.cls(model, eps=eps, **self._peer_kwargs(model, x))
+        budget = {"eps": eps} if "eps" in self.params else {}  # minimal-norm CW/DeepFool: clipped to eps
+        peer = self.cls(_Logits(model), **budget, **self._peer_kwargs(model, x))
         if self.targeted:
             peer.set_mode_targeted_by_label(quiet=True)
-        with _seeded(self.seed):
+        # Classes that take a seed reseed torch's global RNG themselves (default 0): keep the caller's.
+        devices = [x.device] if x.is_cuda else []
+        with torch.random.fork_rng(devices=devices, enabled="seed" in self.params), _seeded(self.seed):
             return peer(x, labels)
 
     def _peer_kwargs(self, model: nn.Module, x: torch.Tensor) -> dict:

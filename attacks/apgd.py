@@ -14,13 +14,17 @@ from attacks.norms import Norm
 from attacks.objectives import LossFn, Objective
 from attacks.registry import register_attack
 
-BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, active indices) -> [b]
-BatchWon = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, active indices) -> bool [b]
+BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, rows of the batch) -> [b], maximized
+BatchWon = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, rows of the batch) -> bool [b]
+
+MOMENTUM = 0.75  # alpha of the paper: weight of the new step against the previous one
+INITIAL_STEP = 2.0  # the step starts at 2 * eps (L-inf and L2)
 
 
 def checkpoints(steps: int) -> list[int]:
     """The iterations at which APGD reconsiders its step size: ``ceil(p_j * steps)`` with
-    ``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``."""
+    ``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)`` (the paper's rule;
+    AutoAttack's code rounds the intervals down instead, which agrees at 100 steps)."""
     p = [0.0, 0.22]
     while p[-1] < 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
@@ -31,99 +35,121 @@ def checkpoints(steps: int) -> list[int]:
 class _State:
     """Per-sample state of the active samples (rows follow ``index``)."""
 
-    index: torch.Tensor  # rows of the caller's batch
-    x0: torch.Tensor
+    index: torch.Tensor  # rows of the descent's batch
+    x0: torch.Tensor  # clean inputs
     x: torch.Tensor  # current iterate
     previous: torch.Tensor  # previous iterate (momentum)
-    grad: torch.Tensor
-    loss: torch.Tensor
+    grad: torch.Tensor | None  # gradient at ``x`` (None after the last step)
+    loss: torch.Tensor  # loss at ``x``
     best_x: torch.Tensor
     best_loss: torch.Tensor
     best_grad: torch.Tensor
     step: torch.Tensor  # per-sample step size
-    rises: torch.Tensor  # steps since the last checkpoint whose loss went up
+    rises: torch.Tensor  # steps since the last checkpoint that raised the loss
     checkpoint_step: torch.Tensor  # step size at the last checkpoint
     checkpoint_best: torch.Tensor  # best loss at the last checkpoint
 
     def keep(self, mask: torch.Tensor) -> "_State":
-        return _State(**{name: value[mask] for name, value in vars(self).items()})
+        return _State(**{name: None if value is None else value[mask] for name, value in vars(self).items()})
 
 
 class _Descent:
-    """One APGD run (one restart) on a batch: ``steps`` gradient evaluations after the start."""
+    """One APGD run (one restart) from given starting points.
+
+    Gradient evaluations: one at the start, one after each of the first ``steps - 1`` steps; the
+    iterate after the last step is only judged (forward pass), since its gradient would never be
+    used. So ``steps`` forward+backward passes per sample that stays active.
+    """
 
     def __init__(self, model: nn.Module, norm: Norm, eps: float, steps: int, rho: float, early_stop: bool,
                  loss: BatchLoss, won: BatchWon) -> None:
         self.model, self.norm, self.eps, self.steps = model, norm, eps, steps
-        self.rho, self.early_stop, self.loss_of, self.won = rho, early_stop, loss, won
-        self.alpha = 0.75  # momentum of the paper
+        self.rho, self.early_stop, self.loss_of, self.won_of = rho, early_stop, loss, won
 
-    def run(self, x0: torch.Tensor, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first successful iterate per sample (else the best-loss one), and who succeeded."""
+    def run(self, x0: torch.Tensor, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per sample: the first successful iterate (else the best-loss one), whether it
+        succeeded, and its best loss."""
         out, fooled = start.clone(), torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
-        state = self._initial(x0, start)
-        state = self._retire(state, out, fooled)
-        marks, last_mark = set(checkpoints(self.steps)), 0
+        best_loss = torch.empty(len(x0), device=x0.device)
+        state, won = self._initial(x0, start)
+        state = self._retire(state, won, out, fooled, best_loss)
+        marks = set(checkpoints(self.steps))
+        last_mark = 0
         for k in range(1, self.steps + 1):
             if state.index.numel() == 0:
                 break
-            state = self._advance(state, first=k == 1)
-            state = self._retire(state, out, fooled)
-            if k in marks:
+            state, won = self._advance(state, first=k == 1, last=k == self.steps)
+            state = self._retire(state, won, out, fooled, best_loss)
+            if k in marks and k < self.steps:  # a checkpoint after the last step changes nothing
                 self._checkpoint(state, k - last_mark)
                 last_mark = k
-        unfooled = ~fooled[state.index]
-        out[state.index[unfooled]] = state.best_x[unfooled]
-        return out, fooled
+        left = ~fooled[state.index]
+        out[state.index[left]] = state.best_x[left]
+        best_loss[state.index] = state.best_loss.to(best_loss.dtype)
+        return out, fooled, best_loss
 
-    def _evaluate(self, x: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = x.detach().requires_grad_(True)
-        logits = self.model(x)
-        loss = self.loss_of(logits, index)
-        grad, = torch.autograd.grad(loss.sum(), x)
-        return loss.detach(), grad.detach(), self.won(logits.detach(), index)
+    def _evaluate(self, x: torch.Tensor, index: torch.Tensor, with_grad: bool = True):
+        """Loss ``[b]``, gradient (None without ``with_grad``) and success ``[b]`` at ``x``."""
+        if not with_grad:
+            with torch.no_grad():
+                logits = self.model(x)
+                return self.loss_of(logits, index), None, self.won_of(logits, index)
+        with torch.enable_grad():  # also when the caller runs under torch.no_grad()
+            x = x.detach().requires_grad_(True)
+            logits = self.model(x)
+            loss = self.loss_of(logits, index)
+            grad, = torch.autograd.grad(loss.sum(), x)
+        return loss.detach(), grad, self.won_of(logits.detach(), index)
 
-    def _initial(self, x0: torch.Tensor, start: torch.Tensor) -> _State:
+    def _initial(self, x0: torch.Tensor, start: torch.Tensor) -> tuple[_State, torch.Tensor]:
         index = torch.arange(len(x0), device=x0.device)
-        loss, grad, self._won_now = self._evaluate(start, index)
-        step = torch.full((len(x0),), 2.0 * self.eps, device=x0.device, dtype=x0.dtype)
-        return _State(index, x0, start.detach(), start.detach(), grad, loss, start.detach(), loss.clone(), grad,
-                      step, torch.zeros_like(loss), step.clone(), loss.clone())
+        loss, grad, won = self._evaluate(start, index)
+        step = torch.full((len(x0),), INITIAL_STEP * self.eps, device=x0.device, dtype=x0.dtype)
+        start = start.detach()
+        state = _State(index, x0, start, start, grad, loss, start.clone(), loss.clone(), grad, step,
+                       torch.zeros_like(loss), step.clone(), loss.clone())
+        return state, won
 
     def _project(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return (x0 + norms.project(self.norm, x - x0, self.eps)).clamp(0.0, 1.0)
+        return (x0 + norms.project(self.norm, x - x0, self.eps)).clamp_(0.0, 1.0)
 
-    def _advance(self, s: _State, first: bool) -> _State:
-        """One step: ``z = P(x + step * dir)``, then momentum toward ``z`` (none on the first)."""
+    def _advance(self, s: _State, first: bool, last: bool) -> tuple[_State, torch.Tensor]:
+        """One step: ``z = P(x + step * dir(grad))``, then ``P(x + a (z - x) + (1 - a)(x - x_prev))``
+        (no momentum on the first step); evaluate the new iterate and track the best point."""
         shape = (-1,) + (1,) * (s.x.dim() - 1)
         z = self._project(s.x0, s.x + s.step.view(shape) * norms.normalize(self.norm, s.grad))
         if not first:
-            z = self._project(s.x0, s.x + self.alpha * (z - s.x) + (1 - self.alpha) * (s.x - s.previous))
-        loss, grad, self._won_now = self._evaluate(z, s.index)
+            z = self._project(s.x0, s.x + MOMENTUM * (z - s.x) + (1 - MOMENTUM) * (s.x - s.previous))
+        loss, grad, won = self._evaluate(z, s.index, with_grad=not last)
         s.rises += (loss > s.loss).to(s.rises.dtype)
         better = loss > s.best_loss
-        s.best_x[better], s.best_loss[better], s.best_grad[better] = z[better], loss[better], grad[better]
+        s.best_x[better], s.best_loss[better] = z[better], loss[better]
+        if grad is not None:
+            s.best_grad[better] = grad[better]
         s.previous, s.x, s.grad, s.loss = s.x, z, grad, loss
-        return s
+        return s, won
 
-    def _retire(self, s: _State, out: torch.Tensor, fooled: torch.Tensor) -> _State:
-        """Write out and drop the samples the current iterate fooled (all of them stay otherwise)."""
-        won = self._won_now & ~fooled[s.index]  # the first successful iterate is the one kept
+    def _retire(self, s: _State, won: torch.Tensor, out: torch.Tensor, fooled: torch.Tensor,
+                best_loss: torch.Tensor) -> _State:
+        """Write out the samples the current iterate fooled for the first time; with early
+        stopping, drop them from the active state."""
+        won = won & ~fooled[s.index]
         if not won.any():
             return s
-        out[s.index[won]] = s.x[won]
-        fooled[s.index[won]] = True
+        rows = s.index[won]
+        out[rows], fooled[rows] = s.x[won], True
+        best_loss[rows] = s.loss[won].to(best_loss.dtype)
         return s.keep(~won) if self.early_stop else s
 
     def _checkpoint(self, s: _State, span: int) -> None:
-        """Halve the step where too few steps rose the loss, or nothing moved since the last
-        checkpoint; those samples restart from their best point."""
+        """Halve the step where too few steps since the last checkpoint raised the loss, or where
+        neither the step nor the best loss changed; those samples go back to their best point."""
         few_rises = s.rises < self.rho * span
         stalled = (s.checkpoint_step == s.step) & (s.checkpoint_best == s.best_loss)
         halve = few_rises | stalled
         s.checkpoint_step, s.checkpoint_best = s.step.clone(), s.best_loss.clone()
         s.step[halve] /= 2
-        s.x[halve], s.previous[halve] = s.best_x[halve], s.best_x[halve]
+        s.x[halve], s.previous[halve] = s.best_x[halve], s.best_x[halve]  # no momentum across a restart
         s.grad[halve], s.loss[halve] = s.best_grad[halve], s.best_loss[halve]
         s.rises.zero_()
 
@@ -141,20 +167,32 @@ class _APGDBase(Attack):
         self.steps, self.restarts, self.rho, self.early_stop = int(steps), int(restarts), float(rho), bool(early_stop)
 
     def _restarts(self, model: nn.Module, x: torch.Tensor, eps: float, generator, loss: BatchLoss,
-                  won: BatchWon, best: torch.Tensor, fooled: torch.Tensor) -> None:
-        """Run the restarts on the samples not yet fooled; updates ``best`` and ``fooled`` in place."""
+                  won: BatchWon, best: torch.Tensor, fooled: torch.Tensor, score: torch.Tensor) -> None:
+        """Run the restarts, each from a fresh random start and only on the samples not yet
+        fooled. Updates in place: ``best`` (a success, else the highest-``score`` point),
+        ``fooled`` and ``score`` (the best loss so far)."""
         for _ in range(self.restarts):
             idx = (~fooled).nonzero().squeeze(1)
             if idx.numel() == 0:
                 return
             x0 = x[idx]
-            start = (x0 + norms.random_start(self.norm, x0, eps, keyed.subset(generator, idx))).clamp(0.0, 1.0)
+            start = (x0 + norms.random_start(self.norm, x0, eps, keyed.subset(generator, idx))).clamp_(0.0, 1.0)
             descent = _Descent(model, self.norm, eps, self.steps, self.rho, self.early_stop,
-                               lambda logits, rows: loss(logits, idx[rows]), lambda logits, rows: won(logits, idx[rows]))
-            x_r, won_r = descent.run(x0, start)
-            take = won_r | ~fooled[idx]  # a success always; otherwise the latest restart's best
+                               lambda logits, rows: loss(logits, idx[rows]),
+                               lambda logits, rows: won(logits, idx[rows]))
+            x_r, won_r, loss_r = descent.run(x0, start)
+            take = won_r | (loss_r > score[idx])
             best[idx[take]] = x_r[take]
+            score[idx[take]] = loss_r[take].to(score.dtype)
             fooled[idx[won_r]] = True
+
+    def _start_fooled(self, model: nn.Module, x: torch.Tensor, won: BatchWon) -> torch.Tensor:
+        """Samples already successful at ``x`` (kept as ``x``, not attacked) when stopping early;
+        one forward pass."""
+        if not self.early_stop:
+            return torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        with torch.no_grad():
+            return won(model(x), torch.arange(len(x), device=x.device))
 
     def _repr_args(self) -> dict:
         return {**super()._repr_args(), "steps": self.steps, "restarts": self.restarts, "rho": self.rho,
@@ -168,29 +206,46 @@ class APGD(_APGDBase):
     Paper: Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
     diverse parameter-free attacks", ICML 2020, https://arxiv.org/abs/2003.01690.
 
-    Distance: L∞ or L2 (``norm``). The step starts at 2·eps; at the checkpoints
-    ``ceil(p_j * steps)`` a sample's step halves (and it restarts from its best point) when fewer
-    than ``rho`` of its steps since the last checkpoint raised the loss, or when neither its step
-    nor its best loss changed. One gradient evaluation at the start, then one per step.
+    Distance: L∞ or L2 (``norm``); one algorithm through the per-norm hooks in :mod:`attacks.norms`
+    (L2 steps along the normalized gradient and projects onto the L2 ball). The step starts at
+    2·eps per sample; the first step has no momentum, later ones mix in the previous step
+    (momentum 0.75). At the checkpoints ``ceil(p_j * steps)`` (``p = 0, 0.22, 0.41, 0.57, ...``) a
+    sample's step halves, and it restarts from its best point, when fewer than ``rho`` of its
+    steps since the last checkpoint raised the loss, or when neither its step nor its best loss
+    changed. Per sample the result is the first successful iterate, else the highest-loss one.
+
+    Cost: per restart, ``steps`` forward+backward passes per active sample (one at the random
+    start, one after each step but the last, whose iterate only needs a forward pass); with
+    ``early_stop`` one more forward pass on the clean input. AutoAttack and torchattacks spend
+    ``steps + 1`` forward+backward passes for the same iterates.
 
     Arguments:
         norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
         steps (int): iterations per restart. Default: ``100``.
-        restarts (int): random restarts, each only on the samples still robust. Default: ``1``.
+        restarts (int): runs from fresh random starts, each only on the samples not yet fooled;
+            a sample never fooled keeps its highest-loss point over all runs. Default: ``1``.
         objective (Objective | str | callable): the task objective; ``"ce"`` (APGD-CE), ``"dlr"``
-            (APGD-DLR), or e.g. a :class:`~attacks.objectives.Segmentation` objective (masked
-            per-pixel losses). Default: ``"ce"``.
+            (APGD-DLR), ``"margin"``, a callable, or e.g. a
+            :class:`~attacks.objectives.Segmentation` objective (masked per-pixel losses).
+            Default: ``"ce"``.
         targeted (bool): minimize the loss toward ``target``. Default: ``False``.
         rho (float): the fraction of loss-raising steps expected between checkpoints. Default: ``0.75``.
-        early_stop (bool): stop a sample at its first successful iterate. Default: ``True``.
-        seed (int | None): seeds the random starts; ``None`` uses the global RNG. Default: ``None``.
+        early_stop (bool): samples already successful on the clean input are returned as is, and
+            a sample is frozen at its first successful iterate and leaves the active batch (only
+            the active subset is computed). ``False`` spends every step on every sample (the
+            first success is still what is returned). Default: ``True``.
+        seed (int | None): seeds the random starts per call; ``None`` uses the global RNG. Default: ``None``.
 
     Shape:
-        - x: [B, C, H, W] floating point in [0, 1]; y, target: what the objective takes.
+        - model: images in [0, 1] -> logits [B, K] (or [B, K, H, W] for segmentation).
+        - x: [B, C, H, W] floating point in [0, 1].
+        - y, target: what the objective takes: [B] long, [B, H, W] masks or [B, K] 0/1 vectors.
+        - eps: float >= 0 in pixel units.
         - output: like ``x``, within eps of it and in [0, 1].
 
     Example:
-        >>> x_adv = APGD(norm="linf", steps=100, seed=0)(model, x, y, eps=8 / 255)
+        >>> attack = APGD(norm="linf", steps=100, objective="ce", seed=0)  # APGD-CE
+        >>> x_adv = attack(model, x, y, eps=8 / 255)
     """
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1,
@@ -207,19 +262,28 @@ class APGD(_APGDBase):
         def won(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return self.objective.success(logits, labels[rows], self.targeted)
 
-        best, fooled = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        self._restarts(model, x, eps, generator, loss, won, best, fooled)
+        best, fooled = x.clone(), self._start_fooled(model, x, won)
+        score = torch.full((len(x),), float("-inf"), device=x.device)
+        self._restarts(model, x, eps, generator, loss, won, best, fooled, score)
         return best
 
 
 @register_attack("apgd-ce")
 class APGDCE(APGD):
-    """APGD with the cross-entropy loss (AutoAttack's first attack); see :class:`APGD`."""
+    """APGD with the cross-entropy loss (AutoAttack's first attack); arguments as :class:`APGD`.
+
+    Example:
+        >>> x_adv = get_attack("apgd-ce", steps=100, seed=0)(model, x, y, eps=8 / 255)
+    """
 
 
 @register_attack("apgd-dlr")
 class APGDDLR(APGD):
-    """APGD with the difference-of-logits-ratio loss; see :class:`APGD`."""
+    """APGD with the difference-of-logits-ratio loss by default; arguments as :class:`APGD`.
+
+    Example:
+        >>> x_adv = get_attack("apgd-dlr", steps=100, seed=0)(model, x, y, eps=8 / 255)
+    """
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1,
                  objective: Objective | str | LossFn = "dlr", targeted: bool = False, rho: float = 0.75,
@@ -229,29 +293,45 @@ class APGDDLR(APGD):
 
 @register_attack("apgd-t")
 class APGDT(_APGDBase):
-    r"""APGD-T: targeted DLR toward each of the top other classes in turn, untargeted in effect.
+    r"""APGD-T: APGD on the targeted DLR loss toward each of the top other classes in turn.
 
-    Paper: Croce & Hein, ICML 2020 (as :class:`APGD`). For each of the ``n_target_classes``
-    classes ranked highest after the true one by the clean logits, APGD lowers
-    ``-(z_t − z_y) / (z_π1 − (z_π3 + z_π4)/2)``, only on the samples still correctly classified.
+    Paper: Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
+    diverse parameter-free attacks", ICML 2020, https://arxiv.org/abs/2003.01690.
+
+    Untargeted from the user's view (success = misclassified; create it without ``targeted``).
+    For each of the ``n_target_classes`` classes ranked highest after the true one by the clean
+    logits, APGD (as in :class:`APGD`) maximizes :func:`attacks.losses.dlr_targeted`
+    ``(z_t − z_y) / (z_π1 − (z_π3 + z_π4) / 2)``, only on the samples still correctly
+    classified. Samples misclassified on the clean input are returned as they are; a sample
+    never fooled gets its highest targeted-DLR point over all targets. Needs at least 4 classes.
 
     Distance: L∞ or L2 (``norm``).
+
+    Cost: per target and restart, ``steps`` forward+backward passes per sample still robust
+    (see :class:`APGD`), plus one forward pass on the clean input.
 
     Arguments:
         norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
         steps (int): iterations per target class and restart. Default: ``100``.
         restarts (int): restarts per target class. Default: ``1``.
-        n_target_classes (int): how many target classes to try. Default: ``9``.
-        objective (Objective | str): the classification objective whose success test is used
-            (needs at least 4 classes). Default: ``"ce"``.
-        rho, early_stop, seed: as in :class:`APGD`.
+        n_target_classes (int): how many target classes to try (at most ``K - 1``). Default: ``9``.
+        objective (Objective | str): the classification objective whose success test judges
+            (its loss is not used). Default: ``"ce"``.
+        rho (float): as in :class:`APGD`. Default: ``0.75``.
+        early_stop (bool): as in :class:`APGD`; ``False`` also attacks the samples misclassified
+            on the clean input. Default: ``True``.
+        seed (int | None): seeds the random starts per call. Default: ``None``.
 
     Shape:
-        - x: [B, C, H, W] floating point in [0, 1]; y: [B] long.
+        - model: images in [0, 1] -> logits [B, K], K >= 4.
+        - x: [B, C, H, W] floating point in [0, 1].
+        - y: [B] long.
+        - eps: float >= 0 in pixel units.
         - output: like ``x``, within eps of it and in [0, 1].
 
     Example:
-        >>> x_adv = APGDT(n_target_classes=9, seed=0)(model, x, y, eps=8 / 255)
+        >>> attack = APGDT(norm="linf", steps=100, n_target_classes=9, seed=0)
+        >>> x_adv = attack(model, x, y, eps=8 / 255)
     """
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1, n_target_classes: int = 9,
@@ -261,26 +341,30 @@ class APGDT(_APGDBase):
         if int(n_target_classes) < 1:
             raise ValueError(f"n_target_classes must be >= 1, got {n_target_classes}")
         if self.objective.task != "classification":
-            raise ValueError("apgd-t needs a classification objective (targets are classes)")
+            raise ValueError(f"apgd-t needs a classification objective (targets are classes), got {self.objective!r}")
         self.n_target_classes = int(n_target_classes)
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float, generator) -> torch.Tensor:
         with torch.no_grad():
             clean = model(x)
-        if clean.shape[1] < 4:
-            raise ValueError(f"apgd-t needs at least 4 classes, the model has {clean.shape[1]}")
+        if clean.dim() != 2 or clean.shape[1] < 4:
+            raise ValueError(f"apgd-t needs logits [B, K] with at least 4 classes, got {tuple(clean.shape)}")
         ranked = clean.scatter(1, labels[:, None], float("-inf")).argsort(dim=1, descending=True)
-        best, fooled = x.clone(), ~self.objective.correct(clean, labels)
+
+        def won(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return self.objective.success(logits, labels[rows], False)
+
+        best = x.clone()
+        fooled = won(clean, torch.arange(len(x), device=x.device)) if self.early_stop else \
+            torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        score = torch.full((len(x),), float("-inf"), device=x.device)
         for rank in range(min(self.n_target_classes, clean.shape[1] - 1)):
             target = ranked[:, rank]
 
             def loss(logits: torch.Tensor, rows: torch.Tensor, target=target) -> torch.Tensor:
                 return losses.dlr_targeted(logits, labels[rows], target[rows])
 
-            def won(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-                return self.objective.success(logits, labels[rows], False)
-
-            self._restarts(model, x, eps, generator, loss, won, best, fooled)
+            self._restarts(model, x, eps, generator, loss, won, best, fooled, score)
         return best
 
     def _repr_args(self) -> dict:

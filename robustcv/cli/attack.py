@@ -48,6 +48,8 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--rel-step-size", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
               help="PGD step as a fraction of each eps, used when --step-size is not given.")
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--apgd-steps", type=click.IntRange(min=1), default=50, show_default=True,
+              help="APGD-CE iterations (APGD-T: half, per target class).")
 @click.option("--attack-loss", "attack_loss", type=click.Choice(["ce", "margin", "dlr", "bce"]), default=None,
               help="Loss of FGSM/PGD (default: the task's, ce; bce for multilabel).")
 @click.option("--targeted", default="none", show_default=True, help="none | random | least-likely | CLASS_INDEX")
@@ -140,7 +142,7 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
         attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted by design
     config = EvalConfig(attacks=attacks, eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
-                        rel_step_size=params["rel_step_size"], restarts=params["restarts"],
+                        rel_step_size=params["rel_step_size"], restarts=params["restarts"], apgd_steps=params["apgd_steps"],
                         loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
                         eot_samples=params["eot_samples"], natural=natural, n=params["n"],
                         batch_size=params["eval_batch_size"], seed=params["seed"])

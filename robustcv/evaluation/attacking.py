@@ -44,8 +44,10 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
         if name == "apgd-t" and targeted:
             raise UserError("apgd-t aims at every other class in turn (untargeted by design); with --targeted "
                             "use apgd-ce or pgd")
-        kwargs = {"norm": config.norm, "objective": objective, "seed": config.seed}
-        if name != "apgd-t":
+        kwargs = {"norm": config.norm, "objective": objective, "seed": config.seed, "steps": config.apgd_steps}
+        if name == "apgd-t":  # nine target classes: a quarter of the steps each keeps the cascade cheap
+            kwargs["steps"] = max(1, config.apgd_steps // 2)
+        else:
             kwargs["targeted"] = targeted
         kwargs.update(overrides)
     elif name.startswith("art:"):  # ART takes our norm; foolbox and torchattacks attacks carry their own
