@@ -15,6 +15,7 @@ from robustcv.models.transfer import ARCHS
 from robustcv.tasks import Task
 
 MODELS = list_models(patterns=False)
+CLASSIFIERS = [m for m in MODELS if Task.CLASSIFICATION in registry.get_entry(m).tasks]
 EXPECTED = {"small_cnn", "deep_cnn", "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large",
             "efficientnet_b0", "vgg16_bn"}
 
@@ -39,7 +40,7 @@ def _built_for_both_channel_counts(name: str) -> dict[int, RobustModel]:
     return {c: build_model(ModelSpec(name), tiny_info(c, 8, classes=4)) for c in (1, 3)}
 
 
-@pytest.mark.parametrize("name", MODELS + ["dual:small_cnn+mobilenet_v3_small"])
+@pytest.mark.parametrize("name", CLASSIFIERS + ["dual:small_cnn+mobilenet_v3_small"])
 def test_builds_logits_and_input_gradients(name):
     for channels, model in _built_for_both_channel_counts(name).items():
         assert isinstance(model, RobustModel) and isinstance(model.net, ClassifierNet)

@@ -123,9 +123,15 @@ def _choice(values: tuple[str, ...]) -> click.Choice:
     return click.Choice(list(values), case_sensitive=False)
 
 
+# Per task, the embedded dataset and the model that run offline when none is named.
+TASK_DEFAULTS = {"classification": ("digits", "small_cnn"), "segmentation": ("shapes", "unet"),
+                 "multilabel": ("shapes", "small_cnn")}
+
 data_options = _stack(
-    click.option("--dataset", default="digits", show_default=True,
-                 help="Dataset name (see `robustcv list`), or imagefolder:PATH."),
+    click.option("--task", type=_choice(tuple(TASK_DEFAULTS)), default="classification", show_default=True,
+                 help="What the model predicts: a class, a mask, or a set of labels."),
+    click.option("--dataset", default=None, help="Dataset name (see `robustcv list`), or imagefolder:PATH "
+                                                 "[default: digits; shapes for segmentation and multilabel]."),
     click.option("--data-root", default="./data", show_default=True, help="Where on-disk datasets live."),
     click.option("--val-fraction", type=float, default=0.1, show_default=True),
     click.option("--test-fraction", type=float, default=0.2, show_default=True),
@@ -133,7 +139,8 @@ data_options = _stack(
 )
 
 model_options = _stack(
-    click.option("--model", "model_name", default="small_cnn", show_default=True, help="Model name (see `robustcv list`)."),
+    click.option("--model", "model_name", default=None,
+                 help="Model name (see `robustcv list`) [default: small_cnn; unet for segmentation]."),
     click.option("--weights", default=None, help="Pretrained weights: 'imagenet' or a local file."),
     click.option("--hidden", type=int, default=0, show_default=True, help="Hidden units in the new head (0: none)."),
     click.option("--dropout", type=float, default=0.0, show_default=True),
@@ -186,14 +193,16 @@ _RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "op
 
 
 def data_spec_from(params: dict[str, Any]) -> DataSpec:
-    return DataSpec(name=params["dataset"], root=params["data_root"], val_fraction=params["val_fraction"],
-                    test_fraction=params["test_fraction"], seed=params["seed"], image_size=params["image_size"])
+    return DataSpec(name=params["dataset"] or TASK_DEFAULTS[params["task"]][0], root=params["data_root"],
+                    val_fraction=params["val_fraction"], test_fraction=params["test_fraction"], seed=params["seed"],
+                    task=params["task"], image_size=params["image_size"])
 
 
 def model_spec_from(params: dict[str, Any]):
     from robustcv.models import ModelSpec
 
-    return ModelSpec(name=params["model_name"], weights=params["weights"], hidden=params["hidden"],
+    return ModelSpec(name=params["model_name"] or TASK_DEFAULTS[params["task"]][1], weights=params["weights"],
+                     hidden=params["hidden"],
                      dropout=params["dropout"], input_size=params["input_size"])
 
 

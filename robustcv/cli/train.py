@@ -38,13 +38,16 @@ def train_command(**params: Any) -> None:
         print_training_summary(result)
 
 
+SUMMARY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_micro", "f1_weighted",
+                   "miou", "pixel_accuracy", "mean_class_accuracy", "map", "exact_match", "hamming_loss")
+
+
 def print_training_summary(result) -> None:
     """The test-metrics table and the checkpoint path."""
     meta = result.metadata
     metrics = meta.test_metrics
     verb = "trained" if result.trained else "already trained (same spec hash), nothing to do"
-    rows = [(key, metrics[key]) for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro",
-                                            "f1_micro", "f1_weighted") if key in metrics]
+    rows = [(key, metrics[key]) for key in SUMMARY_METRICS if isinstance(metrics.get(key), (int, float))]
     rows.append(("best epoch", str(meta.best_epoch)))
     rows.append(("train seconds", float(meta.seconds)))
     stdout.print(table("test metrics", ("metric", "value"), rows))

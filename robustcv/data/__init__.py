@@ -15,8 +15,10 @@ from robustcv.data.tensors import ImageTensorDataset, as_tensors
 # Importing the builder modules registers them.
 from robustcv.data import digits as _digits  # noqa: E402,F401  isort: skip
 from robustcv.data import imagefolder as _imagefolder  # noqa: E402,F401  isort: skip
+from robustcv.data import segfolder as _segfolder  # noqa: E402,F401  isort: skip
 from robustcv.data import shapes as _shapes  # noqa: E402,F401  isort: skip
 from robustcv.data import torchvision_sets as _torchvision_sets  # noqa: E402,F401  isort: skip
+from robustcv.data import voc as _voc  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "DataInfo",

@@ -253,6 +253,8 @@ def _one_epoch(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, epoc
     record["seconds"] = round(time.perf_counter() - start, 3)
     status = (f"loss {record['train_loss']:.3f} acc {record['train_accuracy']:.3f} · "
               f"val acc {record['val_accuracy']:.3f}")
+    if headline != "accuracy":
+        status += f" val {headline} {record[f'val_{headline}']:.3f}"
     if "val_robust_accuracy" in record:
         status += f" robust {record['val_robust_accuracy']:.3f}"
     bar.update(task, status=status)
