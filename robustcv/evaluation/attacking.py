@@ -16,6 +16,7 @@ from robustcv.inference import predict
 NATIVE = ("fgsm", "pgd")
 APGD_FAMILY = ("apgd", "apgd-ce", "apgd-dlr", "apgd-t")
 APGD_LOSSES = {"apgd-ce": "ce", "apgd-dlr": "dlr"}
+EARLY_STOPPING = ("pgd",) + APGD_FAMILY  # native attacks with an early_stop flag
 
 
 def build_attack(spec: str, config: EvalConfig, objective: Objective | None = None, **overrides):
@@ -27,10 +28,13 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
 
     try:
         name, arguments = parse_attack_spec(spec)
-        objective = objective or Classification()
+    except ValueError as exc:  # the message names the spec
+        raise UserError(str(exc)) from None
+    objective = objective or Classification()
+    try:
         objective = objective.with_loss(arguments.pop("loss", _default_loss(name, objective, config)))
     except ValueError as exc:
-        raise UserError(f"attack {spec!r}: {exc}" if not str(exc).startswith("attack") else str(exc)) from None
+        raise UserError(f"attack {spec!r}: {exc}") from None
     if "targeted" in arguments:
         raise UserError(f"attack {spec!r}: set targeting for every attack with --targeted, not per attack")
     targeted = config.targeted != "none"

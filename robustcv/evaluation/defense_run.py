@@ -9,7 +9,7 @@ from torch import nn
 from attacks.objectives import Objective
 from attacks.specs import parse_attack_spec
 from robustcv.data.base import DataInfo
-from robustcv.evaluation.attacking import build_attack, run_outcome
+from robustcv.evaluation.attacking import EARLY_STOPPING, build_attack, run_outcome
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, merge_outcomes, min_eps, worst_case
 from robustcv.evaluation.records import class_records, outcome_records
@@ -17,9 +17,6 @@ from robustcv.evaluation.samples import Samples
 from robustcv.evaluation.threat import ThreatModel, judged_elsewhere, threat_models
 from robustcv.inference import predict
 from robustcv.results import MinEps, Record
-
-
-EARLY_STOPPING = ("pgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t")  # native attacks with an early_stop flag
 
 
 @dataclass

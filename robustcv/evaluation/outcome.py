@@ -67,7 +67,9 @@ class OutcomeBuilder:
                 correct &= robust_before[j].cpu()
             replace = alive.clone()  # survivors take their newest attempt; fooled ones keep theirs
             kept[replace] = x_adv[replace]
-            kept_logits = out.clone() if kept_logits is None else torch.where(replace[:, None], out, kept_logits)
+            if kept_logits is None:
+                kept_logits = out.clone()
+            kept_logits[replace] = out[replace]  # any logits shape: per image, per pixel, per label
             alive &= correct
             if target is not None:
                 hit |= self.objective.success(out, target, targeted=True)
