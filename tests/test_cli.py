@@ -216,6 +216,8 @@ def test_default_attack_writes_report_and_config(default_run):
     assert html.is_file() and html.stat().st_size > 1000
     assert "<html" in html.read_text(encoding="utf-8").lower()
     assert (report / "report.md").is_file()
+    markdown = (report / "report.md").read_text(encoding="utf-8")
+    assert "Cascade steps (apgd-ce, apgd-t)" in markdown and "fgsm → pgd → apgd-ce → apgd-t fools" in markdown
     config = json.loads((out / "config.json").read_text())
     assert config["attacks"] == list(DEFAULT_ATTACKS) and config["eps"] == results.run["eps_grid"]
     natural = {r.attack for r in results.records if r.attack.startswith("natural:")}

@@ -140,6 +140,21 @@ def headline_eps(run: RunData) -> float | None:
     return measured[-1] if measured else wanted
 
 
+def cascade_steps(run: RunData) -> list[str]:
+    """The run's attacks that ran as cascade steps (their curves are cumulative worst cases)."""
+    config = run.results.run.get("config", {})
+    attacks, cascade = list(config.get("attacks", [])), set(config.get("cascade", []))
+    return [a for i, a in enumerate(attacks) if i > 0 and a.split("(")[0] in cascade]
+
+
+def cascade_chain(run: RunData, attack: str) -> list[str]:
+    """The attacks up to ``attack`` when it is a cascade step, else ``[]``."""
+    if attack not in cascade_steps(run):
+        return []
+    attacks = list(run.results.run["config"]["attacks"])
+    return attacks[: attacks.index(attack) + 1]
+
+
 def headline(run: RunData, model: str, defense: str) -> Headline:
     """Clean accuracy, robust accuracy at the headline eps, and who did the damage."""
     eps, metric = headline_eps(run), main_metric(run)
@@ -153,6 +168,9 @@ def headline(run: RunData, model: str, defense: str) -> Headline:
     if singles:
         best = singles[0]
         attack = best.attack.upper() if best.attack in ("fgsm", "pgd") else best.attack
+        chain = cascade_chain(run, best.attack)
+        if chain:  # a cascade step's curve is cumulative: credit the whole chain
+            attack = " → ".join(chain)
         if defense != "none":
             attack = ("adaptive " if best.adaptive else "naive ") + attack
     naive = [r.value for r in singles if defense != "none" and not r.adaptive]

@@ -7,7 +7,8 @@ from robustcv.report import plots
 from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Alert, Block, Figure, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
-from robustcv.report.queries import Headline, Series, curve_series, failed_checks, groups, headline, verdict
+from robustcv.report.queries import (Headline, Series, cascade_steps, curve_series, failed_checks, groups, headline,
+                                     verdict)
 
 WORST_CASE_NOTE = ("Robust accuracy counts every evaluated sample (a sample misclassified on clean input is not "
                    "robust); the worst case is taken per sample over all attacks and, for defenses, over naive "
@@ -55,9 +56,12 @@ def robust_vs_eps(ctx: Context) -> list[Block]:
     if not series:
         return blocks + [Text("Attacks: " + NOT_MEASURED + ".", "note")]
     path = plots.robust_curves(series, ctx.figure_path("robust_vs_eps.png"))
+    steps = sorted({a for run in ctx.runs for a in cascade_steps(run)})
+    cumulative = (f" Cascade steps ({', '.join(steps)}) attack only what earlier attacks left robust: their "
+                  "curves are cumulative worst cases.") if steps else ""
     blocks.append(Figure(Image(path, "Robust accuracy against eps, one curve per attack"),
                          "One curve per attack; thick = per-sample worst case; dashed = naive attack on a "
-                         "defense (does not count), solid = adaptive or undefended."))
+                         "defense (does not count), solid = adaptive or undefended." + cumulative))
     return blocks + [_curve_table(series)]
 
 
