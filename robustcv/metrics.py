@@ -81,6 +81,10 @@ class MetricState(abc.ABC):
     def accuracy(self) -> float:
         """The task's accuracy-like figure (pixel accuracy, exact match) for progress bars."""
 
+    def running(self) -> tuple[str, float]:
+        """The figure a progress bar shows while batches come in: ``(label, value)``."""
+        return "acc", self.accuracy
+
 
 class ClassificationState(MetricState):
     """A ``[K, K]`` confusion matrix over images (true class i predicted as j)."""
@@ -129,6 +133,9 @@ class SegmentationState(ClassificationState):
 
     def compute(self) -> dict[str, Any]:  # noqa: D102
         return segmentation_metrics(self.matrix, self.classes)
+
+    def running(self) -> tuple[str, float]:  # noqa: D102
+        return "miou", segmentation_metrics(self.matrix, self.classes)["miou"]
 
 
 class MultilabelState(MetricState):

@@ -43,3 +43,28 @@ def learning_curve_figure(history: Sequence[dict[str, Any]], title: str = "") ->
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def segmentation_examples_figure(images: Any, masks: Any, predictions: Any, classes: Sequence[str],
+                                 title: str = "") -> Figure:
+    """One row per image: the image, its ground truth and the predicted mask in the VOC colours,
+    with a legend of the classes (ignored pixels in cream)."""
+    from matplotlib.patches import Patch
+
+    from robustcv.data.palette import class_colors, colorize, ignore_color
+
+    rows = len(images)
+    fig, axes = plt.subplots(rows, 3, figsize=(6.6, 2.1 * rows + 0.6), squeeze=False)
+    for row, (image, mask, pred) in enumerate(zip(images, masks, predictions)):
+        panels = (image.permute(1, 2, 0).squeeze(-1).numpy(), colorize(mask), colorize(pred))
+        for ax, panel, name in zip(axes[row], panels, ("image", "ground truth", "prediction")):
+            ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1 if panel.ndim == 2 else None,
+                      interpolation="nearest")
+            ax.set_axis_off()
+            ax.set_title(name if row == 0 else "", fontsize=9)
+    colors = [tuple(c / 255 for c in rgb) for rgb in class_colors(len(classes)) + [ignore_color()]]
+    handles = [Patch(color=c, label=n) for c, n in zip(colors, list(classes) + ["ignored"])]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(bottom=0.6 / (2.1 * rows + 0.6) + 0.05)
+    return fig

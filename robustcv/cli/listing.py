@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from robustcv.console import stdout, table
+from robustcv.tasks import Task
 from robustcv.training.augment import POLICY_HELP
 from robustcv.training.recipe import ADV_TRAIN, LOSSES, OPTIMIZERS, SCHEDULES
 
@@ -17,16 +18,17 @@ def list_command() -> None:
     from robustcv.evaluation.config import NATURAL_KINDS
     from robustcv.models import list_models
 
+    by_task = [(f"{kind} ({task.value})", ", ".join(lister(task=task)))
+               for task in Task for kind, lister in (("datasets", list_datasets), ("models", list_models))]
     rows = [
-        ("datasets", ", ".join(list_datasets())),
-        ("models", ", ".join(list_models())),
+        *[row for row in by_task if row[1]],
         ("freeze plans", "full, head, last:N, staged:EPOCH"),
         ("optimizers", ", ".join(OPTIMIZERS)),
         ("schedules", ", ".join(SCHEDULES)),
         ("losses", ", ".join(LOSSES)),
         ("augmentation", "; ".join(f"{k}: {v}" for k, v in POLICY_HELP.items()) + "; plus --mixup/--cutmix"),
         ("adversarial training", ", ".join(ADV_TRAIN)),
-        ("attacks", ", ".join(list_attacks() + ["foolbox:<AttackName>", "art:<AttackName>"])),
+        ("attacks", ", ".join(list_attacks())),
         ("natural sweeps", ", ".join(NATURAL_KINDS)),
         ("defenses", ", ".join(list_defenses())),
     ]

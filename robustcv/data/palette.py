@@ -46,3 +46,11 @@ def ignore_color() -> tuple[int, int, int]:
 def pil_palette() -> list[int]:
     """The full 256-entry map as a flat ``[r0, g0, b0, r1, ...]`` list for ``Image.putpalette``."""
     return [channel for color in class_colors(256) for channel in color]
+
+
+def colorize(mask) -> "numpy.ndarray":
+    """An index mask ``[H, W]`` (tensor or array) as a ``uint8 [H, W, 3]`` image in the VOC colours."""
+    import numpy
+
+    lookup = numpy.asarray(class_colors(256), dtype=numpy.uint8)
+    return lookup[numpy.asarray(mask, dtype=numpy.int64).clip(0, 255)]

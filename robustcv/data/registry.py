@@ -37,9 +37,11 @@ def register_dataset(
     return wrapper
 
 
-def list_datasets() -> list[str]:
-    """Sorted registry names; parametrized families appear as ``prefix:<path>``."""
-    return DATASETS.names()
+def list_datasets(task: Task | str | None = None) -> list[str]:
+    """Sorted registry names; parametrized families appear as ``prefix:<path>``.
+    ``task`` keeps only the datasets that offer it."""
+    names = DATASETS.names()
+    return names if task is None else [n for n in names if Task(task) in DATASETS.get(n)[1]]
 
 
 def _check_spec(spec: DataSpec, tasks: tuple[Task, ...]) -> None:

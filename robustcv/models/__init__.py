@@ -8,7 +8,7 @@ Example:
 """
 from __future__ import annotations
 
-from robustcv.models import scratch, transfer, unet  # noqa: F401  (registers the builders)
+from robustcv.models import scratch, segmenters, transfer, unet  # noqa: F401  (registers the builders)
 from robustcv.models.build import build_model
 from robustcv.models.freeze import FreezePlan, backbone_blocks
 from robustcv.models.nets import Backbone, ClassifierNet, Head, InputAdapter

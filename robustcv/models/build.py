@@ -4,7 +4,7 @@ from __future__ import annotations
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 from robustcv.models.dual import build_dual
-from robustcv.models.registry import DUAL_PREFIX, get_entry
+from robustcv.models.registry import DUAL_PREFIX, MODELS
 from robustcv.models.spec import ModelSpec
 from robustcv.models.wrapper import RobustModel
 from robustcv.tasks import Task
@@ -30,9 +30,9 @@ def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
         _check_task(spec.name, info.task, (Task.CLASSIFICATION,))
         net = build_dual(spec.name, **kwargs)
     else:
-        entry = get_entry(spec.name)
+        _, entry, argument = MODELS.resolve(spec.name)  # argument: a family's part after the colon
         _check_task(spec.name, info.task, entry.tasks)
-        net = entry.builder(**kwargs)
+        net = entry.builder(argument, **kwargs) if argument else entry.builder(**kwargs)
     if spec.weights:
         net.backbone.load_weights(spec.weights)
     return RobustModel(net, info.mean, info.std)

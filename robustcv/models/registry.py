@@ -53,10 +53,14 @@ def register_model(name: str | None = None, *,
     return wrapper
 
 
-def list_models(*, patterns: bool = True) -> list[str]:
-    """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` form is appended."""
+def list_models(*, patterns: bool = True, task: Task | str | None = None) -> list[str]:
+    """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` form is appended.
+    ``task`` keeps only the models that offer it."""
     names = MODELS.names()
-    return names + [DUAL_PATTERN] if patterns else names
+    if task is not None:
+        names = [n for n in names if Task(task) in MODELS.get(n).tasks]
+    dual_fits = task is None or Task(task) is Task.CLASSIFICATION
+    return names + [DUAL_PATTERN] if patterns and dual_fits else names
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -15,10 +15,11 @@ from torch.utils.data import DataLoader
 from attacks.frozen import eval_frozen
 from robustcv.inference import predict
 from robustcv.metrics import MetricState
+from robustcv.models.segmenters import AUX_WEIGHT, pop_auxiliary_logits
 from robustcv.training.losses import LossFn
 from robustcv.training.optim import LRSchedule
 
-StepCallback = Callable[[float, float], None]
+StepCallback = Callable[[float, MetricState], None]  # (running mean loss, the metrics so far)
 
 
 @dataclass
@@ -57,7 +58,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epo
         total_loss += float(loss.detach()) * n_batch
         metrics.update(logits.detach(), hard)
         if on_step is not None:
-            on_step(total_loss / max(1, _seen(step, loader, n_batch)), metrics.accuracy)
+            on_step(total_loss / max(1, _seen(step, loader, n_batch)), metrics)
     samples = len(loader.sampler) if loader.sampler is not None else len(loader.dataset)  # type: ignore[arg-type]
     return {"train_loss": total_loss / max(1, samples), "train_accuracy": metrics.accuracy}
 
@@ -69,9 +70,15 @@ def _seen(step: int, loader: DataLoader, last_batch: int) -> int:
 def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: EpochContext):
     if ctx.objective is None:
         logits = model(x)
-        return ctx.loss_fn(logits, y), logits
-    loss = ctx.objective(model, x, y, ctx.loss_fn)
+        return _with_auxiliary(ctx.loss_fn(logits, y), model, y, ctx), logits
+    loss = _with_auxiliary(ctx.objective(model, x, y, ctx.loss_fn), model, y, ctx)
     return loss, _clean_logits(model, x)
+
+
+def _with_auxiliary(loss: torch.Tensor, model: nn.Module, y: torch.Tensor, ctx: EpochContext) -> torch.Tensor:
+    """Add the auxiliary head's loss of the last training forward (torchvision's DeepLabV3/FCN)."""
+    aux = pop_auxiliary_logits(model)
+    return loss if aux is None else loss + AUX_WEIGHT * ctx.loss_fn(aux, y)
 
 
 def _clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

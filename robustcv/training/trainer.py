@@ -24,12 +24,15 @@ from robustcv.data import DataSpec, Splits, as_tensors, get_dataset
 from robustcv.errors import UserError
 from robustcv.models import FreezePlan, ModelSpec, build_model
 from robustcv.inference import library_versions, predict
+from robustcv.metrics import MetricState
 from robustcv.tasks import TaskDefinition, get_task
 from robustcv.training.augment import AugmentedDataset, build_augmentation, build_batch_mix
 from robustcv.training.losses import class_weights_for, make_loss
 from robustcv.training.loop import EpochContext, evaluate, train_one_epoch
 from robustcv.training.optim import LRSchedule, build_optimizer
 from robustcv.training.recipe import Recipe, spec_hash
+
+PREDICTIONS_FILE = "predictions.png"
 
 
 @dataclass
@@ -68,6 +71,8 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
         meta = dataclasses.replace(meta, name=directory.name, spec_hash=digest)
         save_checkpoint(directory, net, meta, force=True)
         save_learning_curves(meta.history, directory / "learning_curves.png", meta.name)
+        if get_task(splits.info.task).gallery == "masks":
+            save_mask_examples(net, splits, directory / PREDICTIONS_FILE, meta.name, torch.device(device))
     distributed.barrier(world)  # the checkpoint exists for every rank from here on
     return TrainResult(directory, read_metadata(directory), trained=True)
 
@@ -236,8 +241,9 @@ def _one_epoch(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, epoc
     start = time.perf_counter()
     task = bar.add_task(f"epoch {epoch + 1}/{recipe.epochs}", total=len(loader), status="")
 
-    def on_step(loss: float, acc: float) -> None:
-        bar.update(task, advance=1, status=f"loss {loss:.3f} acc {acc:.3f}")
+    def on_step(loss: float, metrics: MetricState) -> None:
+        label, value = metrics.running()
+        bar.update(task, advance=1, status=f"loss {loss:.3f} {label} {value:.3f}")
 
     plan.set_train_mode(model, epoch)
     record: dict[str, Any] = {"epoch": epoch + 1}
@@ -279,6 +285,17 @@ def test_metrics(model: torch.nn.Module, splits: Splits, task: TaskDefinition,
     """The task's metrics on the test split (classification report, mIoU, mAP...)."""
     x, y = as_tensors(splits.test)
     return task.accumulator(splits.info).update(predict(model, x, device), y).compute()
+
+
+def save_mask_examples(model: torch.nn.Module, splits: Splits, path: Path, title: str, device: torch.device,
+                       count: int = 4) -> None:
+    """A few test images, their ground truth and the predicted masks in the dataset's colours."""
+    from robustcv.plotting import save_figure, segmentation_examples_figure
+
+    x, y = as_tensors(splits.test)
+    x, y = x[:count], y[:count]
+    predicted = predict(model, x, device).argmax(dim=1)
+    save_figure(segmentation_examples_figure(x, y, predicted, splits.info.classes, title), path)
 
 
 def save_learning_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
