@@ -16,6 +16,7 @@ from attacks.registry import register_attack
 
 BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, rows of the batch) -> [b], maximized
 BatchWon = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, rows of the batch) -> bool [b]
+BatchScore = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | None"]  # -> [b], higher is better; None: the loss
 
 MOMENTUM = 0.75  # alpha of the paper: weight of the new step against the previous one
 INITIAL_STEP = 2.0  # the step starts at 2 * eps (L-inf and L2)
@@ -44,6 +45,9 @@ class _State:
     best_x: torch.Tensor
     best_loss: torch.Tensor
     best_grad: torch.Tensor
+    score: torch.Tensor  # selection score at ``x`` (the loss unless the objective ranks otherwise)
+    pick_x: torch.Tensor  # the point returned if the sample is never fooled: highest score
+    pick_score: torch.Tensor
     step: torch.Tensor  # per-sample step size
     rises: torch.Tensor  # steps since the last checkpoint that raised the loss
     checkpoint_step: torch.Tensor  # step size at the last checkpoint
@@ -62,13 +66,14 @@ class _Descent:
     """
 
     def __init__(self, model: nn.Module, norm: Norm, eps: float, steps: int, rho: float, early_stop: bool,
-                 loss: BatchLoss, won: BatchWon) -> None:
+                 loss: BatchLoss, won: BatchWon, score: BatchScore | None = None) -> None:
         self.model, self.norm, self.eps, self.steps = model, norm, eps, steps
         self.rho, self.early_stop, self.loss_of, self.won_of = rho, early_stop, loss, won
+        self.score_of = score
 
     def run(self, x0: torch.Tensor, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per sample: the first successful iterate (else the best-loss one), whether it
-        succeeded, and its best loss."""
+        """Per sample: the first successful iterate (else the highest-score one: the best loss
+        unless ``score`` ranks otherwise), whether it succeeded, and that score."""
         out, fooled = start.clone(), torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
         best_loss = torch.empty(len(x0), device=x0.device)
         state, won = self._initial(x0, start)
@@ -84,30 +89,37 @@ class _Descent:
                 self._checkpoint(state, k - last_mark)
                 last_mark = k
         left = ~fooled[state.index]
-        out[state.index[left]] = state.best_x[left]
-        best_loss[state.index] = state.best_loss.to(best_loss.dtype)
+        out[state.index[left]] = state.pick_x[left]
+        best_loss[state.index] = state.pick_score.to(best_loss.dtype)
         return out, fooled, best_loss
 
     def _evaluate(self, x: torch.Tensor, index: torch.Tensor, with_grad: bool = True):
-        """Loss ``[b]``, gradient (None without ``with_grad``) and success ``[b]`` at ``x``."""
+        """Loss ``[b]``, gradient (None without ``with_grad``), success ``[b]`` and selection
+        score ``[b]`` at ``x``."""
         if not with_grad:
             with torch.no_grad():
                 logits = self.model(x)
-                return self.loss_of(logits, index), None, self.won_of(logits, index)
+                loss = self.loss_of(logits, index)
+                return loss, None, self.won_of(logits, index), self._score(logits, index, loss)
         with torch.enable_grad():  # also when the caller runs under torch.no_grad()
             x = x.detach().requires_grad_(True)
             logits = self.model(x)
             loss = self.loss_of(logits, index)
             grad, = torch.autograd.grad(loss.sum(), x)
-        return loss.detach(), grad, self.won_of(logits.detach(), index)
+        logits, loss = logits.detach(), loss.detach()
+        return loss, grad, self.won_of(logits, index), self._score(logits, index, loss)
+
+    def _score(self, logits: torch.Tensor, index: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        score = None if self.score_of is None else self.score_of(logits, index)
+        return loss.clone() if score is None else score.to(loss.dtype)
 
     def _initial(self, x0: torch.Tensor, start: torch.Tensor) -> tuple[_State, torch.Tensor]:
         index = torch.arange(len(x0), device=x0.device)
-        loss, grad, won = self._evaluate(start, index)
+        loss, grad, won, score = self._evaluate(start, index)
         step = torch.full((len(x0),), INITIAL_STEP * self.eps, device=x0.device, dtype=x0.dtype)
         start = start.detach()
-        state = _State(index, x0, start, start, grad, loss, start.clone(), loss.clone(), grad, step,
-                       torch.zeros_like(loss), step.clone(), loss.clone())
+        state = _State(index, x0, start, start, grad, loss, start.clone(), loss.clone(), grad, score,
+                       start.clone(), score.clone(), step, torch.zeros_like(loss), step.clone(), loss.clone())
         return state, won
 
     def _project(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -120,13 +132,15 @@ class _Descent:
         z = self._project(s.x0, s.x + s.step.view(shape) * norms.normalize(self.norm, s.grad))
         if not first:
             z = self._project(s.x0, s.x + MOMENTUM * (z - s.x) + (1 - MOMENTUM) * (s.x - s.previous))
-        loss, grad, won = self._evaluate(z, s.index, with_grad=not last)
+        loss, grad, won, score = self._evaluate(z, s.index, with_grad=not last)
         s.rises += (loss > s.loss).to(s.rises.dtype)
         better = loss > s.best_loss
         s.best_x[better], s.best_loss[better] = z[better], loss[better]
         if grad is not None:
             s.best_grad[better] = grad[better]
-        s.previous, s.x, s.grad, s.loss = s.x, z, grad, loss
+        picked = score > s.pick_score
+        s.pick_x[picked], s.pick_score[picked] = z[picked], score[picked]
+        s.previous, s.x, s.grad, s.loss, s.score = s.x, z, grad, loss, score
         return s, won
 
     def _retire(self, s: _State, won: torch.Tensor, out: torch.Tensor, fooled: torch.Tensor,
@@ -138,7 +152,7 @@ class _Descent:
             return s
         rows = s.index[won]
         out[rows], fooled[rows] = s.x[won], True
-        best_loss[rows] = s.loss[won].to(best_loss.dtype)
+        best_loss[rows] = s.score[won].to(best_loss.dtype)
         return s.keep(~won) if self.early_stop else s
 
     def _checkpoint(self, s: _State, span: int) -> None:
@@ -167,10 +181,11 @@ class _APGDBase(Attack):
         self.steps, self.restarts, self.rho, self.early_stop = int(steps), int(restarts), float(rho), bool(early_stop)
 
     def _restarts(self, model: nn.Module, x: torch.Tensor, eps: float, generator, loss: BatchLoss,
-                  won: BatchWon, best: torch.Tensor, fooled: torch.Tensor, score: torch.Tensor) -> None:
+                  won: BatchWon, best: torch.Tensor, fooled: torch.Tensor, score: torch.Tensor,
+                  rank: BatchScore | None = None) -> None:
         """Run the restarts, each from a fresh random start and only on the samples not yet
         fooled. Updates in place: ``best`` (a success, else the highest-``score`` point),
-        ``fooled`` and ``score`` (the best loss so far)."""
+        ``fooled`` and ``score`` (the best loss so far, or the best ``rank`` where it gives one)."""
         for _ in range(self.restarts):
             idx = (~fooled).nonzero().squeeze(1)
             if idx.numel() == 0:
@@ -179,7 +194,8 @@ class _APGDBase(Attack):
             start = (x0 + norms.random_start(self.norm, x0, eps, keyed.subset(generator, idx))).clamp_(0.0, 1.0)
             descent = _Descent(model, self.norm, eps, self.steps, self.rho, self.early_stop,
                                lambda logits, rows: loss(logits, idx[rows]),
-                               lambda logits, rows: won(logits, idx[rows]))
+                               lambda logits, rows: won(logits, idx[rows]),
+                               None if rank is None else lambda logits, rows: rank(logits, idx[rows]))
             x_r, won_r, loss_r = descent.run(x0, start)
             take = won_r | (loss_r > score[idx])
             best[idx[take]] = x_r[take]
@@ -212,7 +228,9 @@ class APGD(_APGDBase):
     (momentum 0.75). At the checkpoints ``ceil(p_j * steps)`` (``p = 0, 0.22, 0.41, 0.57, ...``) a
     sample's step halves, and it restarts from its best point, when fewer than ``rho`` of its
     steps since the last checkpoint raised the loss, or when neither its step nor its best loss
-    changed. Per sample the result is the first successful iterate, else the highest-loss one.
+    changed. Per sample the result is the first successful iterate, else the highest-loss one (or
+    the one the objective's ``selection_score`` ranks highest: for the segmentation losses that
+    stop counting flipped pixels, the most fooled pixels).
 
     Cost: per restart, ``steps`` forward+backward passes per active sample (one at the random
     start, one after each step but the last, whose iterate only needs a forward pass); with
@@ -226,8 +244,10 @@ class APGD(_APGDBase):
             a sample never fooled keeps its highest-loss point over all runs. Default: ``1``.
         objective (Objective | str | callable): the task objective; ``"ce"`` (APGD-CE), ``"dlr"``
             (APGD-DLR), ``"margin"``, a callable, or e.g. a
-            :class:`~attacks.objectives.Segmentation` objective (masked per-pixel losses).
-            Default: ``"ce"``.
+            :class:`~attacks.objectives.Segmentation` objective (per-pixel losses with
+            ``ignore_index``; SEA's ``"mce"`` and ``"js"``: Croce, Singh & Hein, ECCV 2024).
+            Scheduled losses (``"segpgd"``) stay at their first step: the checkpoints compare
+            losses across steps. Default: ``"ce"``.
         targeted (bool): minimize the loss toward ``target``. Default: ``False``.
         rho (float): the fraction of loss-raising steps expected between checkpoints. Default: ``0.75``.
         early_stop (bool): samples already successful on the clean input are returned as is, and
@@ -257,14 +277,18 @@ class APGD(_APGDBase):
         sign = -1.0 if self.targeted else 1.0  # a targeted attack lowers the loss toward the target
 
         def loss(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            return sign * self.objective.loss(logits, labels[rows])
+            # progress stays 0: the checkpoints compare losses across steps, so the loss must not drift.
+            return sign * self.objective.loss(logits, labels[rows], targeted=self.targeted)
 
         def won(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return self.objective.success(logits, labels[rows], self.targeted)
 
+        def rank(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | None:
+            return self.objective.selection_score(logits, labels[rows], self.targeted)
+
         best, fooled = x.clone(), self._start_fooled(model, x, won)
         score = torch.full((len(x),), float("-inf"), device=x.device)
-        self._restarts(model, x, eps, generator, loss, won, best, fooled, score)
+        self._restarts(model, x, eps, generator, loss, won, best, fooled, score, rank)
         return best
 
 

@@ -70,9 +70,20 @@ class Attack(abc.ABC):
         return (x + norms.project(self.norm, x_adv - x, eps)).clamp_(0.0, 1.0)
 
     # -------------------------------------------------------------------- hooks
-    def loss_fn(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss [B] that an untargeted attack maximizes (a targeted one minimizes)."""
-        return self.objective.loss(logits, labels)
+    def loss_fn(self, logits: torch.Tensor, labels: torch.Tensor, progress: float = 0.0) -> torch.Tensor:
+        """Per-sample loss [B] that an untargeted attack maximizes (a targeted one minimizes).
+
+        ``progress``: ``(t − 1) / T`` at step ``t`` of an iterative attack's ``T`` steps (0 for a
+        single step), for scheduled losses such as SegPGD's."""
+        return self.objective.loss(logits, labels, targeted=self.targeted, progress=progress)
+
+    def rank(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sample score [B] of a point that did not succeed, higher is better: the objective's
+        :meth:`~attacks.objectives.Objective.selection_score`, else the loss (negated when targeted)."""
+        score = self.objective.selection_score(logits, labels, self.targeted)
+        if score is None:
+            score = self.loss_fn(logits, labels) * (-1.0 if self.targeted else 1.0)
+        return score
 
     def is_success(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample success [B] (fooled, or target hit when targeted)."""

@@ -2,10 +2,13 @@
 
 Every function returns one value per sample ``[B]``. Classification losses take logits
 ``[B, K]`` and labels ``[B]``; per-pixel losses take ``[B, K, H, W]`` and masks ``[B, H, W]``
-and average over each image's valid pixels; multi-label losses take ``[B, K]`` logits and
-0/1 label vectors. Nothing here guesses the task from a shape.
+and average over each image's valid pixels (SegPGD's, CosPGD's and SEA's masked loss also take
+the attack's direction, SegPGD's its progress); multi-label losses take ``[B, K]`` logits and 0/1
+label vectors. Nothing here guesses the task from a shape.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +85,107 @@ def pixel_cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int
 def pixel_margin(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
     """Mean per-pixel CW margin over each image's valid pixels ``[B]``."""
     return _valid_mean(margin(logits, _safe_labels(y, ignore_index)), y, ignore_index)
+
+
+# --------------------------------------------------------------- segmentation attack losses
+# An attack "still has to flip" a valid pixel while it is predicted as its true label
+# (untargeted) or not yet as its target (targeted). The losses below spend their weight there;
+# ``targeted`` only tells them which of the two a pixel's ``y`` is.
+
+
+def _valid(y: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    return torch.ones_like(y, dtype=torch.bool) if ignore_index is None else y != ignore_index
+
+
+def pending_pixels(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None,
+                   targeted: bool = False) -> torch.Tensor:
+    """Bool ``[B, H, W]``: the valid pixels still to flip (predicted as ``y`` when untargeted,
+    not yet predicted as the target ``y`` when targeted)."""
+    hit = logits.argmax(dim=1) == y
+    return (hit != targeted) & _valid(y, ignore_index)
+
+
+def segpgd_weights(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None, *,
+                   targeted: bool = False, progress: float = 0.0) -> torch.Tensor:
+    """SegPGD's per-pixel weights ``[B, H, W]`` (Gu et al., ECCV 2022, Eq. 5): ``1 − λ`` on the
+    pixels still to flip, ``λ`` on those already flipped, 0 on ignored pixels.
+
+    ``λ = progress / 2`` with ``progress = (t − 1) / T`` at step ``t`` of ``T``, which is the
+    paper's ``λ(t) = (t − 1) / (2T)``: the first step attacks only the pixels still to flip, later
+    steps weigh both kinds more evenly (λ < 1/2 throughout), so flipped pixels are not pushed back.
+    """
+    if not 0.0 <= float(progress) <= 1.0:
+        raise ValueError(f"progress must be in [0, 1], got {progress}")
+    lam = float(progress) / 2
+    pending = pending_pixels(logits, y, ignore_index, targeted)
+    weights = lam + (1 - 2 * lam) * pending.to(logits.dtype)
+    return weights * _valid(y, ignore_index)
+
+
+def segpgd_cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None, *,
+                         targeted: bool = False, progress: float = 0.0) -> torch.Tensor:
+    """SegPGD's loss ``[B]``: per-pixel CE weighted by :func:`segpgd_weights`, averaged over each
+    image's valid pixels (the paper divides the weighted sum by the pixel count ``H·W``)."""
+    weights = segpgd_weights(logits, y, ignore_index, targeted=targeted, progress=progress)
+    return _valid_mean(weights * pixel_cross_entropy_map(logits, y, ignore_index), y, ignore_index)
+
+
+def cospgd_weights(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None, *,
+                   targeted: bool = False) -> torch.Tensor:
+    """CosPGD's per-pixel weights ``[B, H, W]`` (Agnihotri, Jung & Keuper, ICML 2024), detached.
+
+    The cosine similarity between ``softmax(logits)`` and the one-hot label, which for a one-hot
+    vector is ``p_y / ‖p‖₂``; ``1 −`` that when targeted (the pixels far from the target weigh
+    most); 0 on ignored pixels. Softmax, not sigmoid, as the authors' ``cospgd`` package does for
+    segmentation: the class scores of one pixel compete, and softmax keeps the weight a function
+    of the distribution the model predicts (sigmoid would score each logit alone).
+    """
+    with torch.no_grad():
+        probs = torch.softmax(logits, dim=1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        own = probs.gather(1, _safe_labels(y, ignore_index).unsqueeze(1)).squeeze(1)
+        cosine = own / probs.norm(dim=1)
+        weights = 1 - cosine if targeted else cosine
+        return (weights * _valid(y, ignore_index)).to(logits.dtype)
+
+
+def cospgd_cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None, *,
+                         targeted: bool = False) -> torch.Tensor:
+    """CosPGD's loss ``[B]``: per-pixel CE times :func:`cospgd_weights`, averaged over each
+    image's valid pixels."""
+    weights = cospgd_weights(logits, y, ignore_index, targeted=targeted)
+    return _valid_mean(weights * pixel_cross_entropy_map(logits, y, ignore_index), y, ignore_index)
+
+
+def masked_cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None, *,
+                         targeted: bool = False) -> torch.Tensor:
+    """SEA's masked cross-entropy ``[B]`` (Croce, Singh & Hein, ECCV 2024): per-pixel CE on the
+    pixels still to flip only, summed and divided by each image's valid-pixel count.
+
+    Pixels already fooled stop contributing, so the gradient is spent on the ones left."""
+    pending = pending_pixels(logits, y, ignore_index, targeted).to(logits.dtype)
+    return _valid_mean(pending * pixel_cross_entropy_map(logits, y, ignore_index), y, ignore_index)
+
+
+def pixel_js_divergence_map(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    """Per-pixel Jensen–Shannon divergence ``[B, H, W]`` (natural log) between ``softmax(logits)``
+    and the one-hot label, zero on ignored pixels.
+
+    With ``p`` the probability of the label, the divergence depends on ``p`` alone:
+    ``JS = log 2 + (p log p − (1 + p) log(1 + p)) / 2``: 0 at ``p = 1``, ``log 2`` at ``p = 0``.
+    """
+    log_own = F.log_softmax(logits, dim=1).gather(1, _safe_labels(y, ignore_index).unsqueeze(1)).squeeze(1)
+    own = log_own.exp()
+    values = math.log(2.0) + 0.5 * (own * log_own - (1 + own) * torch.log1p(own))
+    return values if ignore_index is None else values.masked_fill(y == ignore_index, 0.0)
+
+
+def pixel_js_divergence(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    """SEA's Jensen–Shannon loss ``[B]`` (Croce, Singh & Hein, ECCV 2024): the per-pixel JS
+    divergence to the one-hot label, averaged over each image's valid pixels.
+
+    Bounded by ``log 2``, so a pixel already confidently wrong cannot dominate the loss as it does
+    with cross-entropy; a targeted attack lowers it toward the target."""
+    return _valid_mean(pixel_js_divergence_map(logits, y, ignore_index), y, ignore_index)
 
 
 def multilabel_bce(logits: torch.Tensor, y: torch.Tensor, logit_thresholds: torch.Tensor) -> torch.Tensor:

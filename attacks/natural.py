@@ -34,6 +34,11 @@ class NaturalTransform:
     def apply(self, x: torch.Tensor, value, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def apply_mask(self, mask: torch.Tensor, value, fill: int) -> torch.Tensor:
+        """The label masks ``[B, H, W]`` under the same map as ``apply`` (nearest; uncovered
+        pixels get ``fill``). Photometric transforms leave them alone."""
+        return mask
+
 
 class Translate(NaturalTransform):
     """Shift by whole pixels, zero fill. A scalar k shifts right; ``(dx, dy)`` any direction."""
@@ -54,6 +59,10 @@ class Translate(NaturalTransform):
             x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
         return out
 
+    def apply_mask(self, mask, value, fill):
+        # Shifting mask + 1 with zero fill marks the uncovered pixels as 0.
+        return (self.apply(mask + 1, value) - 1).masked_fill_(self.apply(torch.ones_like(mask), value) == 0, fill)
+
 
 class Rotate(NaturalTransform):
     """Rotate by ± degrees about the center (bilinear, zero fill)."""
@@ -66,11 +75,24 @@ class Rotate(NaturalTransform):
     def apply(self, x, value, generator=None):
         if value == 0:
             return x.clone()
-        a = math.radians(float(value))
-        theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
-                             dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        grid = _rotation_grid(value, x.shape, x.dtype, x.device)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
+
+    def apply_mask(self, mask, value, fill):
+        if value == 0:
+            return mask.clone()
+        shifted = (mask + 1).float()[:, None]  # 0 after sampling = outside the image
+        grid = _rotation_grid(value, shifted.shape, shifted.dtype, mask.device)
+        moved = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0]
+        return torch.where(moved == 0, torch.full_like(mask, fill), moved.long() - 1)
+
+
+def _rotation_grid(degrees: float, shape, dtype, device) -> torch.Tensor:
+    """The sampling grid of a rotation by ``degrees`` about the center, for a batch of ``shape``."""
+    a = math.radians(float(degrees))
+    theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
+                         dtype=dtype, device=device).expand(shape[0], 2, 3)
+    return F.affine_grid(theta, list(shape), align_corners=False)
 
 
 class GaussianNoise(NaturalTransform):

@@ -2,17 +2,23 @@
 
 An :class:`Objective` is the one place in ``attacks`` that knows what a label is. It gives
 
-* ``loss(logits, labels) -> [B]``: a per-sample loss; untargeted attacks maximize it toward the
-  true labels, targeted attacks minimize it toward the targets, so one function serves both;
+* ``loss(logits, labels, targeted=False, progress=0.0) -> [B]``: a per-sample loss; untargeted
+  attacks maximize it toward the true labels, targeted attacks minimize it toward the targets.
+  Most losses serve both directions alike and ignore the keywords; losses that weigh the pixels an
+  attack still has to flip need ``targeted``, and SegPGD's schedule needs ``progress``, the share
+  ``(t − 1) / T`` of an iterative attack's steps already taken (0 for a single step);
 * ``success(logits, labels, targeted) -> bool [B]``: fooled (untargeted) or target reached;
-* ``correct(logits, y) -> bool [B]``: the sample still counts as robust.
+* ``correct(logits, y) -> bool [B]``: the sample still counts as robust;
+* ``selection_score(logits, labels, targeted) -> [B] | None``: how to rank iterates and restarts
+  that did not succeed, higher is better; ``None`` (the default) ranks them by the loss.
 
 Three tasks: :class:`Classification` (labels ``[B]``), :class:`Segmentation` (masks ``[B, H, W]``
 with an ``ignore_index``; an image is fooled when the fraction of fooled valid pixels reaches a
 threshold) and :class:`Multilabel` (0/1 vectors ``[B, K]``, sigmoid decisions). Two objectives
 serve training-time attacks: :class:`Divergence` (TRADES' KL to the clean prediction, labels are
 the clean logits) and :class:`LossObjective` (any scalar training loss; never "succeeds").
-Losses are chosen by name (``ce``, ``margin``, ``dlr``, ``bce``) or given as a callable.
+Losses are chosen by name (``ce``, ``margin``, ``dlr``, ``bce``; for segmentation also ``segpgd``,
+``cospgd``, ``mce`` and ``js``) or given as a callable.
 """
 from __future__ import annotations
 
@@ -44,8 +50,15 @@ class Objective(abc.ABC):
         self.loss_name = loss if isinstance(loss, str) else "custom"
         self._loss = loss if callable(loss) else self.LOSSES[loss]
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss ``[B]`` toward ``labels`` (true labels or targets)."""
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
+             progress: float = 0.0) -> torch.Tensor:
+        """Per-sample loss ``[B]`` toward ``labels`` (true labels or targets).
+
+        Args:
+            targeted: the attack lowers the loss toward targets (else raises it toward the truth).
+            progress: ``(t − 1) / T`` at step ``t`` of an attack's ``T`` steps, in [0, 1].
+        Both are ignored here; :class:`Segmentation` passes them to the losses that use them.
+        """
         return self._loss(logits, labels)
 
     @abc.abstractmethod
@@ -56,9 +69,19 @@ class Objective(abc.ABC):
     def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
         """Per-sample bool ``[B]``: fooled (untargeted) or ``labels`` (the target) reached."""
 
+    def quality(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample score ``[B]`` in [0, 1] of the prediction against the true ``y`` (higher is
+        better for the model): 1/0 correctness here; a segmenter's share of right pixels."""
+        return self.correct(logits, y).float()
+
     def confidence(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample probability the model gives the true labels ``[B]`` (nan when undefined)."""
         return torch.full((logits.shape[0],), float("nan"), device=logits.device)
+
+    def selection_score(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor | None:
+        """Per-sample score ``[B]`` (higher is better) that picks an attack's returned point among
+        iterates and restarts that did not succeed; ``None``: rank by the loss (AutoAttack's rule)."""
+        return None
 
     def with_loss(self, loss: str | LossFn | None) -> "Objective":
         """A copy of this objective with another loss (``None``: the task's default loss)."""
@@ -97,12 +120,19 @@ class Segmentation(Objective):
     ``threshold``; it stays "correct" while that fraction is below it.
 
     Args:
-        loss: ``ce``, ``margin`` or a callable ``(logits, masks) -> [B]``.
+        loss: ``ce``, ``margin``, ``segpgd`` (SegPGD's scheduled weighting, Gu et al. 2022),
+            ``cospgd`` (CosPGD's cosine weighting, Agnihotri et al. 2024), ``mce`` (SEA's masked
+            CE) or ``js`` (SEA's Jensen–Shannon divergence, Croce et al. 2024), see
+            :mod:`attacks.losses`; or a callable ``(logits, masks, ignore_index) -> [B]``.
         ignore_index: mask value left out of losses and fractions (``None``: every pixel counts).
         threshold: fooled-pixel fraction at which an image counts as fooled. Default 0.99.
     """
 
-    LOSSES = {"ce": losses.pixel_cross_entropy, "margin": losses.pixel_margin}
+    LOSSES = {"ce": losses.pixel_cross_entropy, "margin": losses.pixel_margin,
+              "segpgd": losses.segpgd_cross_entropy, "cospgd": losses.cospgd_cross_entropy,
+              "mce": losses.masked_cross_entropy, "js": losses.pixel_js_divergence}
+    DIRECTED = frozenset({"segpgd", "cospgd", "mce"})  # weigh the pixels still to flip: need ``targeted``
+    SCHEDULED = frozenset({"segpgd"})  # change over the steps: need ``progress``
     task = "segmentation"
 
     def __init__(self, loss: str | LossFn = "ce", ignore_index: int | None = 255,
@@ -112,8 +142,14 @@ class Segmentation(Objective):
         self.ignore_index, self.threshold = ignore_index, float(threshold)
         super().__init__(loss)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self._loss(logits, labels, self.ignore_index)
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
+             progress: float = 0.0) -> torch.Tensor:  # noqa: D102
+        context: dict = {}
+        if self.loss_name in self.DIRECTED:
+            context["targeted"] = targeted
+        if self.loss_name in self.SCHEDULED:
+            context["progress"] = progress
+        return self._loss(logits, labels, self.ignore_index, **context)
 
     def valid(self, labels: torch.Tensor) -> torch.Tensor:
         """Bool mask ``[B, H, W]`` of the pixels that count."""
@@ -129,9 +165,22 @@ class Segmentation(Objective):
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return (1.0 - self.hit_fraction(logits, y)) < self.threshold
 
+    def quality(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.hit_fraction(logits, y)
+
     def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
         hit = self.hit_fraction(logits, labels)
         return hit >= self.threshold if targeted else (1.0 - hit) >= self.threshold
+
+    def selection_score(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor | None:
+        """The share of valid pixels fooled (on target when targeted) for the losses that stop
+        counting a pixel once it flips (``DIRECTED``): their value falls as the attack succeeds, so
+        the highest-loss point would be an early one (SEA keeps the lowest-accuracy iterate for the
+        same reason). Other losses rank by themselves (``None``)."""
+        if self.loss_name not in self.DIRECTED:
+            return None
+        hit = self.hit_fraction(logits, labels)
+        return hit if targeted else 1.0 - hit
 
     def confidence(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
         valid = self.valid(y)
@@ -167,7 +216,8 @@ class Multilabel(Objective):
         self.logit_thresholds = torch.logit(probs.double()).float()
         super().__init__(loss)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
+             progress: float = 0.0) -> torch.Tensor:  # noqa: D102
         return self._loss(logits, labels, self._thresholds(logits))
 
     def decisions(self, logits: torch.Tensor) -> torch.Tensor:
@@ -222,7 +272,8 @@ class LossObjective(Objective):
         super().__init__(loss_fn)
         self.loss_name = "training"
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
+             progress: float = 0.0) -> torch.Tensor:  # noqa: D102
         batch = logits.shape[0]
         return self._loss(logits, labels).expand(batch) / batch
 
@@ -238,3 +289,18 @@ def as_objective(objective: "Objective | str | LossFn") -> Objective:
     if isinstance(objective, Objective):
         return objective
     return Classification(objective)
+
+
+def as_segmentation(objective: "Objective | None", loss: str, attack: str) -> Segmentation:
+    """A :class:`Segmentation` objective with ``loss``, keeping ``objective``'s ignore_index and
+    threshold (``None``: the defaults, ignore_index 255 and threshold 0.99).
+
+    Raises:
+        ValueError: ``objective`` is not a segmentation objective (``attack`` names the caller).
+    """
+    if objective is None:
+        return Segmentation(loss)
+    if not isinstance(objective, Segmentation):
+        raise ValueError(f"{attack} attacks per-pixel labels: it needs a Segmentation objective, "
+                         f"got {objective!r}")
+    return objective.with_loss(loss)

@@ -34,7 +34,8 @@ class PGD(Attack):
         start_sigma (float | None): instead, start at ``x + start_sigma * N(0, 1)`` projected to
             the ball (TRADES' near-zero start, 0.001). Default: ``None``.
         restarts (int): independent runs; per sample the best is kept (a success, else the
-            highest loss, lowest when targeted). Samples already fooled are not restarted. Default: ``1``.
+            highest loss, lowest when targeted, or the objective's ``selection_score``). Samples
+            already fooled are not restarted. Default: ``1``.
         objective (Objective | str | callable): the task objective (loss, success test); a string
             names a classification loss: ``"ce"``, ``"margin"`` (CW logit margin), ``"dlr"``.
             Default: ``"ce"``.
@@ -88,7 +89,7 @@ class PGD(Attack):
             with torch.no_grad():
                 logits = model(x_r)
                 won = self.is_success(logits, labels[idx])
-                score = self.loss_fn(logits, labels[idx]) * (-1.0 if self.targeted else 1.0)
+                score = self.rank(logits, labels[idx])
             better = (won & ~fooled[idx]) | (~fooled[idx] & (score > best_score[idx]))
             best[idx[better]] = x_r[better]
             best_score[idx[better]] = score[better].to(x.dtype)
@@ -103,10 +104,10 @@ class PGD(Attack):
         xa = self._start(x0, eps, generator)
         # L-inf: the eps ball intersected with [0, 1] is a box, computed once.
         box = ((x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)) if self.norm is Norm.LINF else None
-        for _ in range(self.steps):
+        for t in range(self.steps):  # t = 0..T-1 is the paper's step t + 1, so progress is (step - 1) / T
             xa = xa.detach().requires_grad_(True)
             logits = model(xa)
-            grad, = torch.autograd.grad(self.loss_fn(logits, lab).sum(), xa)
+            grad, = torch.autograd.grad(self.loss_fn(logits, lab, progress=t / self.steps).sum(), xa)
             xa = xa.detach()
             if self.early_stop:
                 done = self.is_success(logits.detach(), lab)

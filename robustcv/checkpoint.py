@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from robustcv.data.base import DataInfo, DataSpec
 from robustcv.errors import UserError
 from robustcv.models.spec import ModelSpec
-from robustcv.results import current_umask
+from robustcv.outputs import OutputKind, claim_output
 
 MODEL_SCHEMA = "robustcv.model/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -72,38 +70,24 @@ class ModelMetadata:
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: ModelMetadata, force: bool = False) -> Path:
-    """Write weights and metadata into ``directory`` atomically (a temp dir renamed into place).
+    """Write weights and metadata into ``directory`` atomically (staged beside it, then swapped in).
 
-    An existing checkpoint is replaced only with ``force``; otherwise ``UserError``.
+    An existing checkpoint is replaced only with ``force``, and only if it is robustcv's;
+    otherwise ``UserError``.
     """
     directory = Path(directory)
-    if directory.exists() and not force:
-        raise UserError(f"checkpoint {directory} already exists (use --force to replace it)")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0o700; give the usual permissions
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(staging / WEIGHTS_FILE))
-        meta = dict(metadata.to_dict(), schema=MODEL_SCHEMA)
-        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(staging, directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    with claim_output(directory, OutputKind.CHECKPOINT, force=force, option="--models-dir") as output:
+        with output.staging() as staging:
+            write_checkpoint_files(staging, model, metadata)
     return directory
 
 
-def _swap_into_place(staging: Path, directory: Path) -> None:
-    retired = None
-    if directory.exists():
-        retired = directory.with_name(f".{directory.name}.old")
-        if retired.exists():
-            shutil.rmtree(retired)
-        directory.rename(retired)
-    staging.rename(directory)
-    if retired is not None:
-        shutil.rmtree(retired)
+def write_checkpoint_files(directory: Path, model: torch.nn.Module, metadata: ModelMetadata) -> None:
+    """Write ``model.safetensors`` and ``model.json`` into an existing (staging) folder."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE))
+    meta = dict(metadata.to_dict(), schema=MODEL_SCHEMA)
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def read_metadata(directory: str | Path) -> ModelMetadata:

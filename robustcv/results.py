@@ -88,6 +88,11 @@ class GalleryItem:
     clean_path: str
     perturbation_path: str
     adversarial_path: str
+    # Segmentation: the masks in the dataset's colours (``clean_conf`` and ``adv_conf`` then hold
+    # the image's pixel accuracy); None for classifiers.
+    truth_mask_path: str | None = None
+    clean_mask_path: str | None = None
+    adversarial_mask_path: str | None = None
 
 
 @dataclass

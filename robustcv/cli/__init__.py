@@ -7,6 +7,7 @@ import click
 
 from robustcv import __version__
 from robustcv.errors import UserError
+from robustcv.outputs import describe_os_error
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except UserError as exc:
         click.echo(f"Error: {exc}", err=True)
+        return 2
+    except OSError as exc:  # a file-system fault (no permission, full disk, ...) is the user's to fix
+        message = describe_os_error(exc)
+        if message is None:
+            raise
+        click.echo(f"Error: {message}", err=True)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -1,6 +1,7 @@
 """``robustcv attack``: attack a model over an eps grid (training it first when absent)."""
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -13,8 +14,10 @@ from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_o
                                   run_options)
 from robustcv.console import console, stdout, table
 from robustcv.device import resolve_device
+from robustcv.outputs import Output, OutputKind, claim_output
 from attacks.specs import split_attack_list
-from robustcv.evaluation.config import DEFAULT_ATTACKS, NATURAL_KINDS, EvalConfig, default_eps_grid
+from robustcv.evaluation.config import (DEFAULT_ATTACKS, DEFAULT_SEGMENTATION_ATTACKS, NATURAL_KINDS, EvalConfig,
+                                        default_eps_grid)
 
 
 def _split(text: str) -> list[str]:
@@ -66,39 +69,35 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--report/--no-report", default=True, show_default=True)
 def attack_command(**params: Any) -> None:
     """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
-    from robustcv.evaluation.orchestrator import prepare_run_dir, run_attack_stage
+    from robustcv.evaluation.orchestrator import run_attack_stage
 
     from robustcv import distributed
 
-    if params["task"] != "classification":  # one clear line, not a traceback from the records
-        raise click.UsageError(f"robustcv attack does not evaluate --task {params['task']} yet (its metrics and "
-                               "report are not built); train such a model with robustcv train")
+    if params["task"] == "multilabel":  # one clear line, not a traceback from the records
+        raise click.UsageError("robustcv attack does not evaluate --task multilabel yet (its metrics and "
+                               "report are not built)")
     world, device = distributed.setup(resolve_device(params["device"]))
-    checkpoint, meta = _checkpoint(params, device)
-    config = eval_config(params, meta)
-    out_dir = Path(params["out"] or Path("runs") / Path(checkpoint).name)
+    planned = _planned_checkpoint(params)
+    out_dir = Path(params["out"] or Path("runs") / planned.name)
     report_dir = Path(params["report_dir"] or Path("reports") / out_dir.name)
-    if params["report"] and report_dir.exists() and any(report_dir.iterdir()) and not params["force"]:
-        raise click.UsageError(f"report directory {report_dir} already exists (use --force or --report-dir)")
-    if world.main:
-        prepare_run_dir(out_dir, params["force"])
-    command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    try:
-        results = run_attack_stage(Path(checkpoint), config, out_dir, device=device, command=command,
-                                   show_progress=not params["quiet"])
-    except BaseException:
-        if world.main and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # leave no empty run behind (a rerun without --force would refuse it)
-        raise
-    if results is None:  # another rank: rank 0 reports
-        return
-    print_results(results)
-    stdout.print(f"results: {out_dir / 'results.json'}")
-    if params["report"]:
-        from robustcv.report import render_report
+    with contextlib.ExitStack() as claims:  # outputs checked and locked before any training or attacking
+        run_out, report_out = _claim_outputs(claims, params, planned, out_dir, report_dir, world.main)
+        checkpoint, meta = _checkpoint(params, device)
+        config = eval_config(params, meta)
+        command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        with run_out.staging() as staging:
+            results = run_attack_stage(Path(checkpoint), config, staging, device=device, command=command,
+                                       show_progress=not params["quiet"], name=out_dir.name)
+        if results is None:  # another rank: rank 0 reports
+            return
+        print_results(results)
+        stdout.print(f"results: {out_dir / 'results.json'}")
+        if report_out is not None:
+            from robustcv.report import render_report
 
-        paths = render_report([out_dir], report_dir, formats=("html", "md"), force=params["force"])
-        stdout.print(f"report: {paths.get('html')}")
+            with report_out.staging() as staging:
+                render_report([out_dir], staging, formats=("html", "md"))
+            stdout.print(f"report: {report_dir / 'report.html'}")
 
 
 def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
@@ -116,6 +115,32 @@ def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     if result.trained and distributed.current().main:
         print_training_summary(result)
     return str(result.checkpoint), result.metadata
+
+
+def _planned_checkpoint(params: dict[str, Any]) -> Path:
+    """Where the checkpoint to attack is (or will be, once trained), without training it."""
+    if params["checkpoint"]:
+        return Path(params["checkpoint"])
+    from robustcv.training.trainer import checkpoint_name, model_spec_hash
+
+    data, model = data_spec_from(params), model_spec_from(params)
+    return Path(params["models_dir"]) / checkpoint_name(data, model, model_spec_hash(data, model, recipe_from(params)))
+
+
+def _claim_outputs(claims: contextlib.ExitStack, params: dict[str, Any], checkpoint: Path, out_dir: Path,
+                   report_dir: Path, main: bool) -> tuple[Output, Output | None]:
+    """Lock the run (and report) directory: refused now if unsafe, unwritable or in use."""
+    run, report = out_dir.resolve(), report_dir.resolve()
+    if params["report"] and (run == report or run in report.parents or report in run.parents):
+        raise click.UsageError(f"--out {out_dir} and --report-dir {report_dir} must be separate folders")
+    protect = {"the models folder": Path(params["models_dir"]), "the folder of the checkpoint": checkpoint.parent}
+    run_out = claims.enter_context(claim_output(out_dir, OutputKind.RUN, force=params["force"], protect=protect,
+                                                enabled=main))
+    if not params["report"]:
+        return run_out, None
+    report_out = claims.enter_context(claim_output(report_dir, OutputKind.REPORT, force=params["force"],
+                                                   option="--report-dir", protect=protect, enabled=main))
+    return run_out, report_out
 
 
 def eval_config(params: dict[str, Any], meta) -> EvalConfig:
@@ -140,10 +165,7 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
         defenses.insert(0, "none")
     _check_targeted(params["targeted"], meta.data_info.num_classes)
     _check_defenses(defenses)
-    attacks = split_attack_list(params["attack_names"])
-    untargeted_classes = params["targeted"] == "none" and meta.data_info.task.value == "classification"
-    if not untargeted_classes and params["attack_names"] == ",".join(DEFAULT_ATTACKS):
-        attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted classification only
+    attacks = _attack_list(params, meta.data_info.task.value)
     config = EvalConfig(attacks=attacks, eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
                         rel_step_size=params["rel_step_size"], restarts=params["restarts"], apgd_steps=params["apgd_steps"],
@@ -152,6 +174,18 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
                         batch_size=params["eval_batch_size"], seed=params["seed"])
     _check_before_writing(config, meta)
     return config
+
+
+def _attack_list(params: dict[str, Any], task: str) -> list[str]:
+    """The ``--attack`` list; its default is the task's (APGD-T only for untargeted classification)."""
+    if params["attack_names"] != ",".join(DEFAULT_ATTACKS):
+        return split_attack_list(params["attack_names"])
+    if task == "segmentation":
+        return list(DEFAULT_SEGMENTATION_ATTACKS)
+    attacks = list(DEFAULT_ATTACKS)
+    if params["targeted"] != "none":
+        attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted only
+    return attacks
 
 
 def _check_targeted(text: str, num_classes: int) -> None:
@@ -163,8 +197,7 @@ def _check_targeted(text: str, num_classes: int) -> None:
 
 
 def _check_before_writing(config: EvalConfig, meta) -> None:
-    """Refuse a bad grid or attack name now: with ``--force`` the old run is deleted before the
-    stage starts, so a mistake found inside the stage would lose it for nothing."""
+    """Refuse a bad grid or attack name now, before the stage spends its time."""
     from robustcv.evaluation.attacking import build_attack
     from robustcv.evaluation.config import check_config
     from robustcv.tasks import get_task
@@ -188,14 +221,16 @@ def _check_defenses(specs: list[str]) -> None:
 def print_results(results) -> None:
     """Robust accuracy per eps: one table per defense, a row per (attack, mode), a column per eps."""
     grid = results.run["eps_grid"]
+    metric = "miou" if results.run.get("task") == "segmentation" else "robust_accuracy"
     by_defense: dict[str, dict[tuple, dict[float, float]]] = {}
     for r in results.records:
-        if r.metric == "robust_accuracy" and not r.attack.startswith("natural:"):
+        if r.metric == metric and not r.attack.startswith("natural:"):
             rows = by_defense.setdefault(r.defense, {})
             mode = "all" if r.attack == "worst-case" else ("adaptive" if r.adaptive else "naive")
             rows.setdefault((r.attack, mode), {})[r.eps] = r.value
     columns = ["attack", "mode"] + [f"{e:.4g}" for e in grid]
-    stdout.print(f"robust accuracy ({results.run['norm']}) of {results.run['name']}")
+    shown = "robust mIoU" if metric == "miou" else "robust accuracy"
+    stdout.print(f"{shown} ({results.run['norm']}) of {results.run['name']}")
     for defense, rows in by_defense.items():
         body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
         stdout.print(table(f"defense: {defense}", columns, body, digits=3))

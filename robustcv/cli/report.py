@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from robustcv.console import stdout
+from robustcv.outputs import OutputKind, claim_output
 
 
 @click.command("report")
@@ -25,6 +26,9 @@ def report_command(runs: tuple[str, ...], out: str | None, formats: str, force: 
         if not (Path(run) / "results.json").is_file():
             raise click.BadParameter(f"{run} has no results.json (run `robustcv attack` first)", param_hint="RUNS")
     out_dir = Path(out) if out else Path("reports") / Path(runs[0]).name
-    paths = render_report([Path(r) for r in runs], out_dir, formats=chosen, force=force)
+    protect = {"the models folder": Path("models"), **{f"the run {r}": Path(r) for r in runs}}
+    with claim_output(out_dir, OutputKind.REPORT, force=force, protect=protect) as output:
+        with output.staging() as staging:
+            paths = render_report([Path(r) for r in runs], staging, formats=chosen)
     for kind, path in paths.items():
-        stdout.print(f"{kind}: {path}")
+        stdout.print(f"{kind}: {out_dir / path.name}")

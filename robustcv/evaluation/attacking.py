@@ -13,10 +13,12 @@ from robustcv.evaluation.threat import ThreatModel, judged_elsewhere
 from robustcv.inference import predict
 
 
-NATIVE = ("fgsm", "pgd")
+PGD_FAMILY = ("pgd", "segpgd", "cospgd")  # PGD's settings (steps, step size, restarts) apply to all
+NATIVE = ("fgsm",) + PGD_FAMILY
 APGD_FAMILY = ("apgd", "apgd-ce", "apgd-dlr", "apgd-t")
 APGD_LOSSES = {"apgd-ce": "ce", "apgd-dlr": "dlr"}
-EARLY_STOPPING = ("pgd",) + APGD_FAMILY  # native attacks with an early_stop flag
+OWN_LOSS = ("segpgd", "cospgd")  # their loss is their name; they take the task objective's settings
+EARLY_STOPPING = PGD_FAMILY + APGD_FAMILY  # native attacks with an early_stop flag
 
 
 def build_attack(spec: str, config: EvalConfig, objective: Objective | None = None, **overrides):
@@ -40,7 +42,7 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
     targeted = config.targeted != "none"
     if name in NATIVE:
         kwargs = {"norm": config.norm, "objective": objective, "targeted": targeted}
-        if name == "pgd":
+        if name in PGD_FAMILY:
             kwargs.update(steps=config.steps, step_size=config.step_size, rel_step_size=config.rel_step_size,
                           restarts=config.restarts, seed=config.seed)
         kwargs.update(overrides)
@@ -72,7 +74,7 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
 def _default_loss(name: str, objective: Objective, config: EvalConfig) -> str | None:
     """APGD-CE and APGD-DLR carry their loss in their name; other attacks use the run's
     ``--attack-loss`` (None: the task's default)."""
-    own = APGD_LOSSES.get(name)
+    own = name if name in OWN_LOSS else APGD_LOSSES.get(name)
     return own if own in objective.LOSSES else config.loss
 
 

@@ -11,6 +11,9 @@ from robustcv.errors import UserError
 NATURAL_KINDS = ("translate", "rotate", "noise", "blur", "brightness")
 # FGSM and PGD, then AutoAttack's cascade: APGD-CE and APGD-T only on what is still robust.
 DEFAULT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t")
+# Segmenters: every attack on every image (an image is rarely fooled whole, so a cascade would
+# skip nothing); SegPGD and CosPGD as the papers use them, then APGD with SEA's losses.
+DEFAULT_SEGMENTATION_ATTACKS = ("fgsm", "pgd", "segpgd", "cospgd", "apgd(loss=mce)", "apgd(loss=js)")
 
 # Default eps grids by image scale: digits/MNIST-like (dark backgrounds, 0..0.3 is the usual range)
 # and natural-image data (CIFAR-like, 0..16/255).

@@ -9,10 +9,12 @@ from torch import nn
 from attacks.objectives import Objective
 from attacks.specs import parse_attack_spec
 from robustcv.data.base import DataInfo
+from robustcv.evaluation import segmentation
 from robustcv.evaluation.attacking import EARLY_STOPPING, build_attack, run_outcome
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, merge_outcomes, min_eps, worst_case
-from robustcv.evaluation.records import class_records, outcome_records
+from robustcv.evaluation.records import (class_iou_records, class_records, clean_segmentation_records,
+                                         outcome_records, segmentation_records)
 from robustcv.evaluation.samples import Samples
 from robustcv.evaluation.threat import ThreatModel, judged_elsewhere, threat_models
 from robustcv.inference import predict
@@ -28,6 +30,7 @@ class DefenseRun:
     threats: list[ThreatModel]
     outcomes: list[Outcome] = field(default_factory=list)
     worst: Outcome | None = None
+    clean_confusion: torch.Tensor | None = None  # segmentation: per-image pixel confusion [N, K, K]
 
     @property
     def judge(self) -> nn.Module:
@@ -38,6 +41,12 @@ class DefenseRun:
     def strongest_attack_model(self) -> nn.Module:
         """What the adaptive attack differentiates through (the model itself when undefended)."""
         return next((t for t in self.threats if t.adaptive), self.threats[0]).attack_model
+
+    def clean_score(self) -> float:
+        """Clean accuracy, or a segmenter's clean pixel accuracy."""
+        if self.clean_confusion is None:
+            return float(self.clean_correct.float().mean())
+        return float(segmentation.pixel_accuracy(self.clean_confusion.sum(0)))
 
     @property
     def randomized(self) -> bool:
@@ -54,6 +63,9 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
     clean_logits = torch.cat([predict(judge, samples.x[i:i + config.batch_size], device)
                               for i in range(0, len(samples.x), config.batch_size)])
     run = DefenseRun(spec, objective.correct(clean_logits, samples.y), threats)
+    if objective.task == "segmentation":
+        run.clean_confusion = segmentation.image_confusions(clean_logits, samples.y, clean_logits.shape[1],
+                                                            objective.ignore_index)
     for attack_spec in config.attacks:
         cascaded = parse_attack_spec(attack_spec)[0] in config.cascade and bool(run.outcomes)
         # A cascade step attacks only what every earlier attack (in any threat model) left robust.
@@ -85,11 +97,18 @@ def _inherit_adversarials(outcome: Outcome, earlier: list[Outcome], skipped: tor
         todo &= ~take
 
 
-def merge_runs(local: DefenseRun, parts: list[tuple[torch.Tensor, list[Outcome]]]) -> DefenseRun:
-    """The whole set's run from every shard's ``(clean_correct, outcomes)`` (ranks in order);
-    the threat models are this rank's own."""
-    run = DefenseRun(local.spec, torch.cat([clean for clean, _ in parts]), local.threats,
-                     [merge_outcomes(list(same)) for same in zip(*(outcomes for _, outcomes in parts))])
+def shard_state(run: DefenseRun) -> tuple:
+    """What one rank sends for ``merge_runs``."""
+    return run.clean_correct, run.outcomes, run.clean_confusion
+
+
+def merge_runs(local: DefenseRun, parts: list[tuple]) -> DefenseRun:
+    """The whole set's run from every shard's ``shard_state`` (ranks in order); the threat
+    models are this rank's own."""
+    run = DefenseRun(local.spec, torch.cat([part[0] for part in parts]), local.threats,
+                     [merge_outcomes(list(same)) for same in zip(*(part[1] for part in parts))])
+    if local.clean_confusion is not None:
+        run.clean_confusion = torch.cat([part[2] for part in parts])
     run.worst = worst_case(run.outcomes)
     return run
 
@@ -104,6 +123,8 @@ def _overrides(attack_spec: str, threat: ThreatModel) -> dict:
 def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: DataInfo,
                     targeted: bool) -> tuple[list[Record], list[MinEps]]:
     """Tidy records and per-sample minimal eps for one defense."""
+    if run.clean_confusion is not None:
+        return _segmentation_records(run, model_name, info), []
     n = len(samples.y)
     records = [Record(model=model_name, defense=run.spec, attack="none", adaptive=False, eps=0.0,
                       metric="clean_accuracy", value=round(float(run.clean_correct.float().mean()), 6), n=n)]
@@ -118,3 +139,13 @@ def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: Da
                                    adaptive=outcome.adaptive, labels=samples.y.tolist(), values=min_eps(outcome)))
     records += class_records(run.worst, model_name, run.spec, samples.y, info.classes)
     return records, min_eps_rows
+
+
+def _segmentation_records(run: DefenseRun, model_name: str, info: DataInfo) -> list[Record]:
+    """A segmenter's records: clean and attacked mIoU and pixel accuracy, per-class IoU of the
+    worst case. (Minimal eps per image is left out: an image is rarely fooled whole.)"""
+    records = clean_segmentation_records(run.clean_confusion, model_name, run.spec)
+    for outcome in run.outcomes + [run.worst]:
+        records += segmentation_records(outcome, model_name, run.spec, run.clean_correct,
+                                        per_sample_metrics=outcome is not run.worst)
+    return records + class_iou_records(run.worst, model_name, run.spec, info.classes)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -11,8 +12,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from robustcv.results import GalleryItem, write_bytes_atomic
+from robustcv.evaluation import segmentation
 from robustcv.inference import predict
+from robustcv.results import GalleryItem, write_bytes_atomic
 
 MIN_SIDE = 96
 
@@ -24,10 +26,20 @@ def gallery_for(out_dir: Path, model_name: str, run, samples, classes: Sequence[
     if not candidates or config.gallery <= 0:
         return []
     index = config.headline_index
-    best = min(candidates, key=lambda o: float(o.correct[index].float().mean()))
-    indices = pick_examples(run.clean_correct, ~best.correct[index], config.gallery)
+    best = min(candidates, key=lambda o: o.scores()[index])
     meta = {"model": model_name, "defense": run.spec, "attack": best.attack, "eps": float(best.eps[index])}
+    if run.clean_confusion is not None:
+        indices = largest_drops(run.clean_confusion, best.confusion[index], config.gallery)
+        return save_mask_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, meta, device)
+    indices = pick_examples(run.clean_correct, ~best.correct[index], config.gallery)
     return save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, classes, meta, device)
+
+
+def largest_drops(clean: torch.Tensor, attacked: torch.Tensor, count: int) -> list[int]:
+    """Segmentation: the images whose pixel accuracy the attack lowered most (per-image
+    confusion matrices ``[N, K, K]``), largest drop first."""
+    drop = segmentation.pixel_accuracy(clean) - segmentation.pixel_accuracy(attacked)
+    return drop.argsort(descending=True, stable=True)[:count].tolist()
 
 
 def pick_examples(clean_correct: torch.Tensor, fooled: torch.Tensor, count: int) -> list[int]:
@@ -38,8 +50,10 @@ def pick_examples(clean_correct: torch.Tensor, fooled: torch.Tensor, count: int)
 
 
 def save_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
-                 indices: Sequence[int], classes: Sequence[str], meta: dict, device: torch.device) -> list[GalleryItem]:
-    """Write three PNGs per example under ``out_dir/examples`` and describe them."""
+                 indices: Sequence[int], classes: Sequence[str] | None, meta: dict,
+                 device: torch.device) -> list[GalleryItem]:
+    """Write three PNGs per example under ``out_dir/examples`` and describe them (``classes``
+    None: a segmenter's, whose labels and predictions are masks)."""
     if not indices:
         return []
     idx = torch.tensor(list(indices))
@@ -47,7 +61,7 @@ def save_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.
     adv_p = torch.softmax(predict(judge, x_adv[idx], device), 1)
     items = []
     for row, i in enumerate(idx.tolist()):
-        name = f"{meta['defense']}_{meta['attack']}_{i}".replace(":", "-").replace("/", "-")
+        name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", f"{meta['defense']}_{meta['attack']}_{i}")
         stem = f"examples/{name}"  # sanitize the name only: the folder's slash must stay
         delta = x_adv[i] - x[i]
         scale = float(delta.abs().max()) or 1.0
@@ -55,13 +69,40 @@ def save_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.
         for kind, image in (("clean", x[i]), ("perturbation", 0.5 + delta / (2 * scale)), ("adversarial", x_adv[i])):
             paths[kind] = f"{stem}_{kind}.png"
             write_bytes_atomic(out_dir / paths[kind], png_bytes(image))
-        c_conf, c_pred = clean_p[row].max(0)
-        a_conf, a_pred = adv_p[row].max(0)
+        if classes is None:  # segmentation: the caller adds the masks
+            label, clean_pred, c_conf, adv_pred, a_conf = "mask", "mask", float("nan"), "mask", float("nan")
+        else:
+            c_conf, c_pred = clean_p[row].max(0)
+            a_conf, a_pred = adv_p[row].max(0)
+            label, clean_pred, adv_pred = classes[int(y[i])], classes[int(c_pred)], classes[int(a_pred)]
         items.append(GalleryItem(model=meta["model"], defense=meta["defense"], attack=meta["attack"], eps=meta["eps"],
-                                 label=classes[int(y[i])], clean_pred=classes[int(c_pred)],
-                                 clean_conf=round(float(c_conf), 4), adv_pred=classes[int(a_pred)],
-                                 adv_conf=round(float(a_conf), 4), clean_path=paths["clean"],
+                                 label=label, clean_pred=clean_pred, clean_conf=round(float(c_conf), 4),
+                                 adv_pred=adv_pred, adv_conf=round(float(a_conf), 4), clean_path=paths["clean"],
                                  perturbation_path=paths["perturbation"], adversarial_path=paths["adversarial"]))
+    return items
+
+
+def save_mask_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                      indices: Sequence[int], meta: dict, device: torch.device) -> list[GalleryItem]:
+    """Segmentation: the three images of :func:`save_gallery` plus the true, clean and
+    adversarial masks in the dataset's colours; confidences hold each image's pixel accuracy."""
+    from robustcv.data.palette import colorize
+
+    items = save_gallery(out_dir, judge, x, x_adv, y, indices, None, meta, device)
+    idx = torch.tensor(list(indices))
+    predicted = {"clean": predict(judge, x[idx], device), "adversarial": predict(judge, x_adv[idx], device)}
+    for row, (item, i) in enumerate(zip(items, idx.tolist())):
+        stem = item.clean_path[: -len("_clean.png")]
+        masks = {"truth": y[i], "clean": predicted["clean"][row].argmax(0), "adversarial": predicted["adversarial"][row].argmax(0)}
+        for kind, mask in masks.items():
+            path = f"{stem}_{kind}_mask.png"
+            colours = torch.from_numpy(colorize(mask.cpu())).permute(2, 0, 1).float() / 255
+            write_bytes_atomic(out_dir / path, png_bytes(colours))
+            setattr(item, f"{'truth' if kind == 'truth' else kind}_mask_path", path)
+        valid = y[i] != 255
+        for kind, attr in (("clean", "clean_conf"), ("adversarial", "adv_conf")):
+            right = (masks[kind].cpu() == y[i]) & valid
+            setattr(item, attr, round(float(right.sum() / valid.sum().clamp_min(1)), 4))
     return items
 
 

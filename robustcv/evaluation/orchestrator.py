@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ import torch
 from robustcv.checkpoint import ModelMetadata, load_model
 from robustcv.console import progress_bar
 from robustcv.data.base import DataInfo
-from robustcv.errors import UserError
 from robustcv.evaluation.config import EvalConfig, check_config
 from robustcv import distributed
-from robustcv.evaluation.defense_run import DefenseRun, defense_records, evaluate_defense, merge_runs
+from robustcv.evaluation.defense_run import DefenseRun, defense_records, evaluate_defense, merge_runs, shard_state
 from robustcv.evaluation.gallery import gallery_for
 from robustcv.evaluation.natural import natural_records
 from robustcv.evaluation.samples import run_targets, select_samples
@@ -31,18 +29,11 @@ from robustcv.results import RunResults, write_json_atomic
 from robustcv.tasks import get_task
 
 
-def prepare_run_dir(out_dir: Path, force: bool) -> None:
-    """Refuse to overwrite an earlier run unless ``force``; nothing is deleted before that check."""
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not force:
-            raise UserError(f"run directory {out_dir} already exists (use --force to replace it, or --out)")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
 def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, device: torch.device,
-                     command: str = "", show_progress: bool = True) -> RunResults | None:
+                     command: str = "", show_progress: bool = True, name: str | None = None) -> RunResults | None:
     """Attack the checkpoint's model under every defense; write and return the results.
+
+    ``out_dir`` may be a staging folder: ``name`` (default: its name) is the run's name.
 
     Under torchrun every rank attacks its shard of the samples and rank 0 gathers the outcomes,
     checks, writes and returns the results; the other ranks return None.
@@ -54,13 +45,14 @@ def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, dev
     model.requires_grad_(False)
     samples, info = select_samples(meta, config.n, config.seed)
     objective = get_task(info.task).objective(info, loss=config.loss, **meta.task_settings)
-    samples.target = run_targets(model, samples, config, info.num_classes, device)
+    samples.target = run_targets(model, samples, config, info.num_classes, device, info.ignore_index)
     config = dataclasses.replace(config, progress_scale=world.size)
     with progress_bar(show_progress and world.main) as progress:
         runs = _attack_every_defense(model, samples, objective, config, device, world, progress)
         if not world.main:
             return None
-        results = RunResults(run=run_metadata(config, meta, info, command, device, out_dir.name, len(samples.y)))
+        header = run_metadata(config, meta, info, command, device, name or out_dir.name, len(samples.y))
+        results = RunResults(run=header)
         results.models.append(_model_entry(checkpoint, meta, out_dir))
         for run in runs:
             records, min_eps_rows = defense_records(run, meta.name, samples, info, config.targeted != "none")
@@ -84,7 +76,7 @@ def _attack_every_defense(model, samples, objective, config: EvalConfig, device:
     for spec in config.defenses:
         run = evaluate_defense(spec, parse_defense(spec), model, local, objective, config, device, progress)
         if world.distributed:
-            run = merge_runs(run, distributed.gather((run.clean_correct, run.outcomes), world))
+            run = merge_runs(run, distributed.gather(shard_state(run), world))
         runs.append(run)
     return runs
 

@@ -2,6 +2,10 @@
 
 A sample fooled at a small eps stays fooled at every larger eps (the adversarial lies in every
 larger ball): correctness is folded with a running AND, which makes robust accuracy monotone.
+Likewise each sample keeps, from one eps to the next, whichever adversarial the model does worse
+on (the task's per-sample quality: correctness, or a segmenter's share of right pixels), so a
+segmenter's pixel accuracy and mIoU are monotone too. Segmentation outcomes also keep each
+image's pixel confusion matrix at every eps (:mod:`robustcv.evaluation.segmentation`).
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from attacks.objectives import Classification, Objective
+from robustcv.evaluation import segmentation
 
 
 @dataclass
@@ -30,6 +35,30 @@ class Outcome:
     headline: torch.Tensor | None = None  # kept adversarials at the headline eps (gallery)
     max_violation: float = 0.0  # largest eps-ball or [0,1] violation seen (should be ~0)
     extra: dict = field(default_factory=dict)
+    confusion: torch.Tensor | None = None  # segmentation: [E, N, K, K] pixel confusion per image
+    # The worst case's per-image matrices for pixel accuracy, where they differ from ``confusion``
+    # (which then holds the mIoU-greedy choice); None: ``confusion`` serves both.
+    accuracy_confusion: torch.Tensor | None = None
+
+    def matrices(self, metric: str) -> torch.Tensor | None:
+        """The per-image confusion matrices ``[E, N, K, K]`` that ``metric`` is computed from."""
+        if metric == "pixel_accuracy" and self.accuracy_confusion is not None:
+            return self.accuracy_confusion
+        return self.confusion
+
+    def sample_scores(self, j: int) -> torch.Tensor:
+        """Per sample at eps ``j``, float ``[N]``: 1/0 robust, or a segmenter's per-image pixel accuracy."""
+        matrices = self.matrices("pixel_accuracy")
+        if matrices is None:
+            return self.correct[j].float()
+        return segmentation.pixel_accuracy(matrices[j]).float()
+
+    def scores(self) -> list[float]:
+        """The headline score per eps: robust accuracy, or a segmenter's pixel accuracy."""
+        matrices = self.matrices("pixel_accuracy")
+        if matrices is None:
+            return [round(float(c.float().mean()), 6) for c in self.correct]
+        return [round(float(segmentation.pixel_accuracy(m.sum(0))), 6) for m in matrices]
 
 
 class OutcomeBuilder:
@@ -40,8 +69,8 @@ class OutcomeBuilder:
         self.attack, self.adaptive, self.eps, self.norm = attack, adaptive, eps, norm
         self.objective = objective or Classification()
         self.headline_index = headline_index
-        self.parts: dict[str, list[torch.Tensor]] = {k: [] for k in
-                                                      ("correct", "hit", "conf", "linf", "l2", "psnr", "headline")}
+        self.parts: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr", "headline", "confusion")}
         self.seconds = [0.0] * len(eps)
         self.grad_calls = 0
         self.max_violation = 0.0
@@ -58,19 +87,25 @@ class OutcomeBuilder:
         # (the sweep keeps attacking misclassified samples until they do), whatever was kept.
         hit = torch.zeros(len(x), dtype=torch.bool)
         rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr")}
-        kept_logits = None
+        kept_logits, kept_quality = None, None
+        confusions: list[torch.Tensor] = []  # segmentation: per eps, [B, K, K]
         for j, (x_adv, out) in enumerate(zip(x_advs, logits)):
             x_adv, out = x_adv.detach().cpu(), out.detach().cpu()
             self.max_violation = max(self.max_violation, _violation(x, x_adv, self.eps[j], self.norm))
             correct = self.objective.correct(out, y)
             if robust_before is not None:
                 correct &= robust_before[j].cpu()
-            replace = alive.clone()  # survivors take their newest attempt; fooled ones keep theirs
+            quality = self.objective.quality(out, y)
+            replace = _replaced(alive, quality, kept_quality)
             kept[replace] = x_adv[replace]
             if kept_logits is None:
-                kept_logits = out.clone()
+                kept_logits, kept_quality = out.clone(), quality.clone()
             kept_logits[replace] = out[replace]  # any logits shape: per image, per pixel, per label
+            kept_quality[replace] = quality[replace]
             alive &= correct
+            if self.objective.task == "segmentation":
+                confusions.append(segmentation.image_confusions(kept_logits, y, kept_logits.shape[1],
+                                                                self.objective.ignore_index))
             if target is not None:
                 hit |= self.objective.success(out, target, targeted=True)
             self._row(rows, x, y, kept, self.objective.confidence(kept_logits, y), alive, hit)
@@ -79,6 +114,8 @@ class OutcomeBuilder:
                 self.parts["headline"].append(kept.clone())
         for key, values in rows.items():
             self.parts[key].append(torch.stack(values))
+        if confusions:
+            self.parts["confusion"].append(torch.stack(confusions))
         self.grad_calls += grad_calls
 
     @staticmethod
@@ -94,13 +131,23 @@ class OutcomeBuilder:
 
     def build(self) -> Outcome:
         cat = {k: torch.cat(v, dim=1) for k, v in self.parts.items() if k != "headline" and v}
+        confusion = cat.get("confusion")
         return Outcome(
             attack=self.attack, adaptive=self.adaptive, eps=list(self.eps), correct=cat["correct"],
             hit_target=cat["hit"], confidence=cat["conf"], linf=cat["linf"], l2=cat["l2"], psnr=cat["psnr"],
             seconds=self.seconds, grad_calls=self.grad_calls,
             headline=torch.cat(self.parts["headline"]) if self.parts["headline"] else None,
-            max_violation=self.max_violation,
+            max_violation=self.max_violation, confusion=confusion,
         )
+
+
+def _replaced(alive: torch.Tensor, quality: torch.Tensor, kept_quality: torch.Tensor | None) -> torch.Tensor:
+    """Which samples take the new eps's adversarial: all at the first eps; later, the ones the
+    model does worse on, and survivors also on a tie (their newest attempt is shown). For
+    classifiers that is: survivors take the newest attempt, fooled samples keep theirs."""
+    if kept_quality is None:
+        return torch.ones_like(alive)
+    return (quality < kept_quality) | (alive & (quality <= kept_quality))
 
 
 def _violation(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> float:
@@ -112,14 +159,22 @@ def _violation(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> f
 
 
 def worst_case(outcomes: list[Outcome], name: str = "worst-case") -> Outcome:
-    """Per-sample worst case over several outcomes on the same samples and grid."""
+    """Per-sample worst case over several outcomes on the same samples and grid (for segmenters,
+    per image: the fewest right pixels for pixel accuracy, SEA's greedy choice for mIoU)."""
     correct = torch.stack([o.correct for o in outcomes]).all(0)
     first = outcomes[0]
     nan = torch.full_like(first.confidence, torch.nan)
-    return Outcome(attack=name, adaptive=any(o.adaptive for o in outcomes), eps=first.eps, correct=correct,
-                   hit_target=torch.stack([o.hit_target for o in outcomes]).any(0), confidence=torch.stack([o.confidence for o in outcomes]).amin(0),
-                   linf=nan, l2=nan, psnr=nan, seconds=[sum(s) for s in zip(*(o.seconds for o in outcomes))],
-                   max_violation=max(o.max_violation for o in outcomes))
+    worst = Outcome(attack=name, adaptive=any(o.adaptive for o in outcomes), eps=first.eps, correct=correct,
+                    hit_target=torch.stack([o.hit_target for o in outcomes]).any(0),
+                    confidence=torch.stack([o.confidence for o in outcomes]).amin(0),
+                    linf=nan, l2=nan, psnr=nan, seconds=[sum(s) for s in zip(*(o.seconds for o in outcomes))],
+                    max_violation=max(o.max_violation for o in outcomes))
+    if first.confusion is not None:
+        stacked = torch.stack([o.confusion for o in outcomes])  # [A, E, N, K, K]
+        worst.confusion = torch.stack([segmentation.worst_by_miou(stacked[:, j]) for j in range(len(first.eps))])
+        worst.accuracy_confusion = torch.stack([segmentation.worst_by_pixel_accuracy(stacked[:, j])
+                                                for j in range(len(first.eps))])
+    return worst
 
 
 def min_eps(outcome: Outcome) -> list[float | None]:
@@ -139,6 +194,8 @@ def merge_outcomes(parts: list[Outcome]) -> Outcome:
     per_sample = {name: torch.cat([getattr(p, name) for p in parts], dim=1)
                   for name in ("correct", "hit_target", "confidence", "linf", "l2", "psnr")}
     headlines = [p.headline for p in parts if p.headline is not None]
+    if first.confusion is not None:
+        per_sample["confusion"] = torch.cat([p.confusion for p in parts], dim=1)
     return Outcome(attack=first.attack, adaptive=first.adaptive, eps=list(first.eps), **per_sample,
                    seconds=[max(s) for s in zip(*(p.seconds for p in parts))],
                    grad_calls=sum(p.grad_calls for p in parts),

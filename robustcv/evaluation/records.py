@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 
+from robustcv.evaluation import segmentation
 from robustcv.evaluation.outcome import Outcome
 from robustcv.results import Record
 
@@ -29,6 +30,54 @@ def outcome_records(outcome: Outcome, model: str, defense: str, clean_correct: t
             if value is not None:
                 records.append(Record(**base, eps=float(eps), metric=metric, value=value, seconds=seconds))
     return records
+
+
+def segmentation_records(outcome: Outcome, model: str, defense: str, clean_correct: torch.Tensor,
+                         per_sample_metrics: bool = True) -> list[Record]:
+    """A segmenter's dataset ``miou`` and ``pixel_accuracy`` on the attacked images per eps (from
+    the per-image confusion matrices), the share of images fooled (``attack_success_rate``: at
+    least the objective's threshold of their valid pixels wrong) and the perturbation sizes."""
+    records: list[Record] = []
+    base = dict(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
+                n=outcome.correct.shape[1])
+    for j, eps in enumerate(outcome.eps):
+        values = {"miou": _score(segmentation.miou, outcome.matrices("miou")[j]),
+                  "pixel_accuracy": _score(segmentation.pixel_accuracy, outcome.matrices("pixel_accuracy")[j]),
+                  "attack_success_rate": _success(outcome, j, clean_correct, False)}
+        if per_sample_metrics:
+            values.update(true_class_confidence=_nanmean(outcome.confidence[j]), linf=_mean(outcome.linf[j]),
+                          l2=_mean(outcome.l2[j]), psnr=_nanmean(outcome.psnr[j]))
+        records += [Record(**base, eps=float(eps), metric=metric, value=value, seconds=round(outcome.seconds[j], 4))
+                    for metric, value in values.items() if value is not None]
+    return records
+
+
+def class_iou_records(outcome: Outcome, model: str, defense: str, classes: Sequence[str]) -> list[Record]:
+    """IoU per class at each eps (``class_iou`` with ``cls``) for the classes present in the
+    ground truth or predicted, from the matrices the outcome's mIoU comes from."""
+    records = []
+    for j, eps in enumerate(outcome.eps):
+        cm = outcome.matrices("miou")[j].sum(0).double()
+        tp, support = cm.diag(), cm.sum(1)
+        union = support + cm.sum(0) - tp
+        for k, name in enumerate(classes):
+            if union[k] > 0:
+                records.append(Record(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
+                                      eps=float(eps), metric="class_iou", value=round(float(tp[k] / union[k]), 6),
+                                      n=int(support[k]), cls=name))
+    return records
+
+
+def clean_segmentation_records(confusion: torch.Tensor, model: str, defense: str) -> list[Record]:
+    """``clean_miou`` and ``clean_pixel_accuracy`` from the clean per-image matrices ``[N, K, K]``."""
+    base = dict(model=model, defense=defense, attack="none", adaptive=False, eps=0.0, n=int(confusion.shape[0]))
+    return [Record(**base, metric="clean_miou", value=_score(segmentation.miou, confusion)),
+            Record(**base, metric="clean_pixel_accuracy", value=_score(segmentation.pixel_accuracy, confusion))]
+
+
+def _score(metric, matrices: torch.Tensor) -> float | None:
+    value = float(metric(matrices.sum(0)))
+    return None if math.isnan(value) else round(value, 6)
 
 
 def class_records(outcome: Outcome, model: str, defense: str, labels: torch.Tensor,

@@ -46,8 +46,9 @@ def select_samples(meta: ModelMetadata, n: int, seed: int) -> tuple[Samples, Dat
 
 
 def run_targets(model: nn.Module, samples: Samples, config: EvalConfig, num_classes: int,
-                device: torch.device) -> torch.Tensor | None:
-    """The targets of a targeted run (``--targeted``), or None."""
+                device: torch.device, ignore_index: int | None = None) -> torch.Tensor | None:
+    """The targets of a targeted run (``--targeted``), or None; a segmenter's ignored pixels
+    keep ``ignore_index``."""
     if config.targeted == "none":
         return None
     from attacks.targets import make_targets
@@ -57,4 +58,4 @@ def run_targets(model: nn.Module, samples: Samples, config: EvalConfig, num_clas
         raise UserError(f"--targeted class {given} is outside 0..{num_classes - 1}")
     generator = torch.Generator().manual_seed(config.seed)
     return make_targets(model, samples.x.to(device), samples.y.to(device), mode, num_classes,
-                        target_class=given, generator=generator).cpu()
+                        target_class=given, generator=generator, ignore_index=ignore_index).cpu()

@@ -7,7 +7,7 @@ from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Block, Figure, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.loading import RunData
-from robustcv.report.queries import WORST, class_values, groups, headline_eps, is_natural
+from robustcv.report.queries import WORST, class_values, groups, headline_eps, is_natural, metric_label
 from robustcv.results import MinEps
 
 
@@ -17,9 +17,10 @@ def per_class(ctx: Context) -> list[Block]:
     headers, columns, classes = _class_columns(ctx)
     if not columns:
         return blocks + [Text("Per-class robustness: " + NOT_MEASURED + ".", "note")]
-    path = plots.class_bars(classes, columns, ctx.figure_path("per_class.png"))
-    blocks.append(Figure(Image(path, "Robust accuracy per class at the headline eps"),
-                         "Robust accuracy per true class at each run's headline eps (worst case when recorded)."))
+    shown = "IoU under attack" if metric_label(ctx.runs) == "mIoU" else "robust accuracy"
+    path = plots.class_bars(classes, columns, ctx.figure_path("per_class.png"), ylabel=shown)
+    blocks.append(Figure(Image(path, f"{shown.capitalize()} per class at the headline eps"),
+                         f"{shown.capitalize()} per true class at each run's headline eps (worst case when recorded)."))
     rows = [[cls] + [fmt_value(values.get(cls)) for _, values in columns] for cls in classes]
     blocks.append(Table(headers, rows, numeric=set(range(1, len(headers)))))
     return blocks

@@ -14,10 +14,15 @@ GALLERY_KINDS = ("clean", "perturbation", "adversarial")
 def gallery(ctx: Context) -> list[Block]:
     """One row per gallery example of every run."""
     blocks: list[Block] = [Heading("Example gallery", anchor="gallery")]
-    rows = [_gallery_row(ctx, run, f"run{r}_{g}", item)
-            for r, run in enumerate(ctx.runs) for g, item in enumerate(run.results.gallery)]
-    if not rows:
+    items = [(run, f"run{r}_{g}", item) for r, run in enumerate(ctx.runs) for g, item in enumerate(run.results.gallery)]
+    if not items:
         return blocks + [Text("Examples: " + NOT_MEASURED + ".", "note")]
+    masks = [entry for entry in items if entry[2].truth_mask_path]
+    if masks:
+        blocks += _mask_gallery(ctx, masks)
+    rows = [_gallery_row(ctx, run, stem, item) for run, stem, item in items if not item.truth_mask_path]
+    if not rows:
+        return blocks
     blocks.append(Text("Clean image, the perturbation amplified to be visible, and the adversarial image, "
                        "with the predicted label and its confidence."))
     blocks.append(Table(["Run", "Model / defense", "Attack", "True label", "Clean", "Clean prediction",
@@ -33,6 +38,26 @@ def _gallery_row(ctx: Context, run: RunData, stem: str, item: GalleryItem) -> li
     return [run.name, f"{item.model} / {item.defense}", f"{item.attack} @ eps {fmt_eps(item.eps)}",
             item.label, images[0], _prediction(item.clean_pred, item.clean_conf),
             images[1], images[2], _prediction(item.adv_pred, item.adv_conf)]
+
+
+def _mask_gallery(ctx: Context, entries: list) -> list[Block]:
+    """Segmentation examples: images, true mask, and the predicted masks with their pixel accuracy."""
+    rows = []
+    for run, stem, item in entries:
+        images = {kind: _gallery_image(ctx, run, f"{stem}_{kind}.png", path, f"{kind.replace('_', ' ')}")
+                  for kind, path in (("clean", item.clean_path), ("truth_mask", item.truth_mask_path),
+                                     ("clean_mask", item.clean_mask_path), ("perturbation", item.perturbation_path),
+                                     ("adversarial", item.adversarial_path),
+                                     ("adversarial_mask", item.adversarial_mask_path))}
+        rows.append([run.name, f"{item.model} / {item.defense}", f"{item.attack} @ eps {fmt_eps(item.eps)}",
+                     images["clean"], images["truth_mask"], images["clean_mask"], f"{item.clean_conf:.0%}",
+                     images["perturbation"], images["adversarial"], images["adversarial_mask"], f"{item.adv_conf:.0%}"])
+    return [Text("The images whose pixel accuracy the strongest attack lowered most: the clean image, the true mask "
+                 "and the predicted one in the dataset's colours, then the amplified perturbation, the adversarial "
+                 "image and its predicted mask; each with the share of valid pixels predicted right."),
+            Table(["Run", "Model / defense", "Attack", "Clean", "True mask", "Clean prediction", "Pixels right",
+                   "Perturbation (amplified)", "Adversarial", "Adversarial prediction", "Pixels right"], rows,
+                  css="gallery")]
 
 
 def _prediction(label: str, confidence: float | None) -> str:

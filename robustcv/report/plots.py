@@ -62,22 +62,23 @@ def robust_curves(series: Sequence[Series], path: Path, ylabel: str = "robust ac
     return save_figure(fig, path)
 
 
-def tradeoff(points: Sequence[tuple[str, float, float]], path: Path) -> Path:
-    """Clean accuracy (x) against robust accuracy at the headline eps (y), one labelled point each."""
+def tradeoff(points: Sequence[tuple[str, float, float]], path: Path, metric: str = "accuracy") -> Path:
+    """Clean (x) against robust ``metric`` at the headline eps (y), one labelled point each."""
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     ax.plot([0, 1], [0, 1], color="0.8", linewidth=1, linestyle=":", label="robust = clean")
     for i, (label, clean, robust) in enumerate(points):
         ax.scatter([clean], [robust], color=COLORS[i % len(COLORS)], marker=MARKERS[i % len(MARKERS)],
                    s=50, label=_mpl(label), zorder=3)
-    ax.set(xlabel="clean accuracy", ylabel="robust accuracy at headline eps (worst case)",
+    ax.set(xlabel=f"clean {metric}", ylabel=f"robust {metric} at headline eps (worst case)",
            xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
     ax.grid(alpha=0.3)
     _legend(ax, len(points) + 1)
     return save_figure(fig, path)
 
 
-def class_bars(classes: Sequence[str], columns: Sequence[tuple[str, dict[str, float]]], path: Path) -> Path:
-    """Grouped bars: per class, robust accuracy of each (run, model, defense)."""
+def class_bars(classes: Sequence[str], columns: Sequence[tuple[str, dict[str, float]]], path: Path,
+               ylabel: str = "robust accuracy") -> Path:
+    """Grouped bars: per class, robust accuracy (or IoU) of each (run, model, defense)."""
     width = 0.8 / max(len(columns), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(classes) * max(1, len(columns) ** 0.5)), 3.6))
     for j, (label, values) in enumerate(columns):
@@ -87,7 +88,7 @@ def class_bars(classes: Sequence[str], columns: Sequence[tuple[str, dict[str, fl
     ax.set_xticks(range(len(classes)))
     ax.set_xticklabels([_short(c) for c in classes], rotation=45 if len(classes) > 12 else 0,
                        fontsize=8, ha="right" if len(classes) > 12 else "center")
-    ax.set(xlabel="true class", ylabel="robust accuracy", ylim=(0, 1.02))
+    ax.set(xlabel="true class", ylabel=ylabel, ylim=(0, 1.02))
     ax.grid(alpha=0.3, axis="y")
     _legend(ax, len(columns))
     return save_figure(fig, path)

@@ -54,6 +54,13 @@ def main_metric(run: RunData) -> str:
     return "robust_accuracy"
 
 
+def metric_label(runs: Iterable[RunData]) -> str:
+    """What the headline numbers measure, for headings: ``accuracy``, or ``mIoU`` when every run
+    is a segmenter's."""
+    runs = list(runs)
+    return "mIoU" if runs and all(main_metric(run) == "miou" for run in runs) else "accuracy"
+
+
 def groups(run: RunData) -> list[tuple[str, str]]:
     """(model, defense) pairs in the order the records first mention them."""
     seen: dict[tuple[str, str], None] = {}
@@ -127,6 +134,7 @@ class Headline:
     fooled: float | None   # fraction of clean-correct samples fooled
     worst_case: bool       # robust comes from the per-sample worst case
     naive_robust: float | None  # lowest robust accuracy under naive attacks only (defenses)
+    metric: str = "robust_accuracy"  # what clean and robust measure (``miou`` for segmenters)
 
 
 def headline_eps(run: RunData) -> float | None:
@@ -176,13 +184,15 @@ def headline(run: RunData, model: str, defense: str) -> Headline:
     naive = [r.value for r in singles if defense != "none" and not r.adaptive]
     return Headline(run.name, model, defense, eps, clean, robust, attack,
                     _fooled(run, model, defense, eps, worst, clean, robust), bool(worst),
-                    min(naive) if naive else None)
+                    min(naive) if naive else None, metric)
 
 
 def _fooled(run: RunData, model: str, defense: str, eps: float | None, worst: list[Record],
             clean: float | None, robust: float | None) -> float | None:
     targeted = str(run.results.run.get("config", {}).get("targeted", "none")) != "none"
-    if worst and eps is not None and not targeted:  # targeted: success = target hits, not errors
+    # Targeted: success = target hits, not errors; segmenters: the relative drop of mIoU (an
+    # image is rarely fooled whole).
+    if worst and eps is not None and not targeted and main_metric(run) == "robust_accuracy":
         rates = lookup(run, model, defense, "attack_success_rate", eps=eps, attack=WORST)
         if rates:
             return max(r.value for r in rates)
@@ -198,6 +208,8 @@ def verdict(h: Headline, failed_checks: int = 0) -> str:
     who = h.attack or "the attack"
     where = f"at eps {fmt_eps(h.eps)}"
     fooled = h.fooled if h.fooled is not None else 0.0
+    if h.metric == "miou":
+        return _segmentation_verdict(h, who, where, fooled, failed_checks)
     if fooled >= 0.5:
         line = f"not robust: {who} fools {fooled:.0%} {where}"
     elif fooled >= 0.1:
@@ -211,10 +223,21 @@ def verdict(h: Headline, failed_checks: int = 0) -> str:
     return line
 
 
+def _segmentation_verdict(h: Headline, who: str, where: str, drop: float, failed_checks: int) -> str:
+    """A segmenter's verdict from the relative loss of mIoU under the worst case."""
+    cut = f"mIoU {h.clean:.2f} → {h.robust:.2f} {where} (−{drop:.0%}; strongest: {who})" if h.clean else ""
+    line = ("not robust: " if drop >= 0.5 else "partly robust: " if drop >= 0.1 else "robust: ") + cut
+    if failed_checks:
+        line += f"; {failed_checks} sanity check(s) failed, treat with suspicion"
+    return line
+
+
 def class_values(run: RunData, model: str, defense: str, eps: float) -> tuple[str, dict[str, float]]:
-    """Per-class robust accuracy at ``eps`` for the worst case (else the strongest attack)."""
+    """Per-class robust accuracy (a segmenter's IoU) at ``eps`` for the worst case (else the
+    strongest attack)."""
+    wanted = "class_iou" if main_metric(run) == "miou" else "class_robust_accuracy"
     records = [r for r in run.results.records
-               if r.metric == "class_robust_accuracy" and r.model == model and r.defense == defense
+               if r.metric == wanted and r.model == model and r.defense == defense
                and r.cls is not None and abs(r.eps - eps) < 1e-9 and not is_natural(r.attack)]
     if not records:
         return "", {}

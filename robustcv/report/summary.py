@@ -8,11 +8,15 @@ from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Alert, Block, Figure, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.queries import (Headline, Series, cascade_steps, curve_series, failed_checks, groups, headline,
-                                     verdict)
+                                     metric_label, verdict)
 
 WORST_CASE_NOTE = ("Robust accuracy counts every evaluated sample (a sample misclassified on clean input is not "
                    "robust); the worst case is taken per sample over all attacks and, for defenses, over naive "
                    "and adaptive attacks — that is the figure that counts.")
+SEGMENTATION_NOTE = ("mIoU and pixel accuracy come from one confusion matrix over the valid pixels of all evaluated "
+                     "images; the worst case is taken per image over all attacks (for mIoU by a greedy choice that "
+                     "lowers the dataset's mIoU, as in SEA; for pixel accuracy the attack with the fewest right "
+                     "pixels) — that is the figure that counts.")
 
 
 def headlines(ctx: Context) -> list[Headline]:
@@ -27,9 +31,11 @@ def summary(ctx: Context) -> list[Block]:
     rows = [_summary_row(h, failed) for h in headlines(ctx)]
     if not rows:
         return blocks + [Text("No attack results: " + NOT_MEASURED + ".", "note")]
-    return blocks + [Table(["Run", "Model", "Defense", "Clean accuracy", "Headline eps",
-                            "Robust accuracy (worst case)", "Verdict"], rows, numeric={3, 4, 5}),
-                     Text(WORST_CASE_NOTE, "note")]
+    label = metric_label(ctx.runs)
+    note = SEGMENTATION_NOTE if label == "mIoU" else WORST_CASE_NOTE
+    return blocks + [Table(["Run", "Model", "Defense", f"Clean {label}", "Headline eps",
+                            f"Robust {label} (worst case)", "Verdict"], rows, numeric={3, 4, 5}),
+                     Text(note, "note")]
 
 
 def _checks_alert(ctx: Context, failed: list) -> Block:
@@ -51,15 +57,16 @@ def _summary_row(h: Headline, failed: list) -> list[str]:
 
 def robust_vs_eps(ctx: Context) -> list[Block]:
     """Every attack curve of every run on one plot, and the same numbers as a table."""
-    blocks: list[Block] = [Heading("Robust accuracy vs eps", anchor="robust-vs-eps")]
+    label = metric_label(ctx.runs)
+    blocks: list[Block] = [Heading(f"Robust {label} vs eps", anchor="robust-vs-eps")]
     series = curve_series(ctx.runs)
     if not series:
         return blocks + [Text("Attacks: " + NOT_MEASURED + ".", "note")]
-    path = plots.robust_curves(series, ctx.figure_path("robust_vs_eps.png"))
+    path = plots.robust_curves(series, ctx.figure_path("robust_vs_eps.png"), ylabel=f"robust {label}")
     steps = sorted({a for run in ctx.runs for a in cascade_steps(run)})
     cumulative = (f" Cascade steps ({', '.join(steps)}) attack only what earlier attacks left robust: their "
                   "curves are cumulative worst cases.") if steps else ""
-    blocks.append(Figure(Image(path, "Robust accuracy against eps, one curve per attack"),
+    blocks.append(Figure(Image(path, f"Robust {label} against eps, one curve per attack"),
                          "One curve per attack; thick = per-sample worst case; dashed = naive attack on a "
                          "defense (does not count), solid = adaptive or undefended." + cumulative))
     return blocks + [_curve_table(series)]
@@ -82,9 +89,11 @@ def tradeoff(ctx: Context) -> list[Block]:
               if h.clean is not None and h.robust is not None]
     if not points:
         return blocks + [Text("Trade-off: " + NOT_MEASURED + ".", "note")]
-    path = plots.tradeoff([(label, h.clean, h.robust) for h, label in points], ctx.figure_path("tradeoff.png"))
+    metric = metric_label(ctx.runs)
+    path = plots.tradeoff([(label, h.clean, h.robust) for h, label in points], ctx.figure_path("tradeoff.png"),
+                          metric)
     eps_note = ", ".join(sorted({fmt_eps(h.eps) for h, _ in points}))
-    blocks.append(Figure(Image(path, "Clean accuracy against robust accuracy"),
-                         f"One point per model and defense; robust accuracy at the headline eps ({eps_note}). "
+    blocks.append(Figure(Image(path, f"Clean {metric} against robust {metric}"),
+                         f"One point per model and defense; robust {metric} at the headline eps ({eps_note}). "
                          "Up and right is better; the dotted diagonal is no loss under attack."))
     return blocks

@@ -18,12 +18,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from robustcv import distributed
-from robustcv.checkpoint import META_FILE, ModelMetadata, read_metadata, save_checkpoint
+from robustcv.checkpoint import META_FILE, ModelMetadata, read_metadata, write_checkpoint_files
 from robustcv.console import progress_bar
 from robustcv.data import DataSpec, Splits, as_tensors, get_dataset
 from robustcv.errors import UserError
 from robustcv.models import FreezePlan, ModelSpec, build_model
 from robustcv.inference import library_versions, predict
+from robustcv.outputs import OutputKind, claim_output
 from robustcv.metrics import MetricState
 from robustcv.tasks import TaskDefinition, get_task
 from robustcv.training.augment import AugmentedDataset, build_augmentation, build_batch_mix
@@ -64,15 +65,18 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
     # Rank 0 decides, so every rank trains (DDP) or none does.
     if distributed.broadcast(not force and _has_checkpoint(directory, digest), world):
         return TrainResult(directory, read_metadata(directory), trained=False)
-    splits = get_dataset(data)
-    net, meta = fit(splits, data, model, recipe, device=torch.device(device),
-                    show_progress=show_progress and world.main)
-    if world.main:
-        meta = dataclasses.replace(meta, name=directory.name, spec_hash=digest)
-        save_checkpoint(directory, net, meta, force=True)
-        save_learning_curves(meta.history, directory / "learning_curves.png", meta.name)
-        if get_task(splits.info.task).gallery == "masks":
-            save_mask_examples(net, splits, directory / PREDICTIONS_FILE, meta.name, torch.device(device))
+    # Claimed (locked, found writable) before training: a models folder that cannot take it fails now.
+    with claim_output(directory, OutputKind.CHECKPOINT, force=True, option="--models-dir", enabled=world.main) as out:
+        splits = get_dataset(data)
+        net, meta = fit(splits, data, model, recipe, device=torch.device(device),
+                        show_progress=show_progress and world.main)
+        if world.main:
+            meta = dataclasses.replace(meta, name=directory.name, spec_hash=digest)
+            with out.staging() as staging:
+                write_checkpoint_files(staging, net, meta)
+                save_learning_curves(meta.history, staging / "learning_curves.png", meta.name)
+                if get_task(splits.info.task).gallery == "masks":
+                    save_mask_examples(net, splits, staging / PREDICTIONS_FILE, meta.name, torch.device(device))
     distributed.barrier(world)  # the checkpoint exists for every rank from here on
     return TrainResult(directory, read_metadata(directory), trained=True)
 
