@@ -220,9 +220,16 @@ class Multilabel(Objective):
              progress: float = 0.0) -> torch.Tensor:  # noqa: D102
         return self._loss(logits, labels, self._thresholds(logits))
 
+    def margins(self, logits: torch.Tensor) -> torch.Tensor:
+        """``[B, K]`` logits minus their class's threshold logit: positive = predicted present.
+
+        A per-class shift keeps each class's ranking, so average precision is the same on the
+        margins as on the probabilities."""
+        return logits - self._thresholds(logits)
+
     def decisions(self, logits: torch.Tensor) -> torch.Tensor:
         """Bool ``[B, K]``: which labels are predicted present."""
-        return logits > self._thresholds(logits)
+        return self.margins(logits) > 0
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return (self.decisions(logits) == y.bool()).all(dim=1)

@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from robustcv.data.base import DataInfo, DataSpec
+from robustcv.data.drift import class_fingerprint
 from robustcv.errors import UserError
 from robustcv.models.spec import ModelSpec
 from robustcv.outputs import OutputKind, claim_output
@@ -34,6 +35,8 @@ class ModelMetadata:
         recipe: the training recipe as a dict (``Recipe.from_dict`` reads it in training).
         history: one dict per epoch; best_epoch: the epoch kept (1-based).
         test_metrics: the task's metrics on the test split.
+        class_fingerprint: digest of the class-to-index mapping trained on (``data_info.classes``),
+            checked against the dataset before an attack (data drift).
         task_settings: per-task decisions made in training (e.g. multi-label thresholds).
         versions, created, seconds, device: provenance.
     """
@@ -52,6 +55,11 @@ class ModelMetadata:
     created: str = ""
     seconds: float = 0.0
     device: str = ""
+    class_fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.class_fingerprint:
+            self.class_fingerprint = class_fingerprint(self.data_info.classes)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``schema`` added on save)."""

@@ -171,11 +171,14 @@ class MultilabelState(MetricState):
         decided = scores > torch.as_tensor(self.thresholds, dtype=scores.dtype)
         return float((decided == labels.bool()).all(dim=1).float().mean())
 
+    def running(self) -> tuple[str, float]:  # noqa: D102
+        return "exact", self.accuracy
+
     def compute(self) -> dict[str, Any]:  # noqa: D102
         from robustcv.metrics_multilabel import multilabel_metrics
 
         scores, labels = self._stacked()
-        report = multilabel_metrics(scores, labels, self.thresholds)
+        report = multilabel_metrics(scores, labels, self.thresholds, self.classes)
         report["n"] = int(len(scores))
         return report
 

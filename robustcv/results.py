@@ -13,9 +13,16 @@ Schema ``robustcv.results/1``::
       "gallery": [GalleryItem...],         # image paths relative to the run directory
     }
 
+Accuracies (``clean_accuracy``, ``robust_accuracy``, ``class_robust_accuracy``,
+``worst_case_accuracy``) carry ``n`` and a 95 % Wilson interval ``ci_low``/``ci_high``; other
+metrics (mIoU, perturbation sizes) leave both None. Files written before the interval existed
+load with None there.
+
 Metric names: ``clean_accuracy``, ``robust_accuracy``, ``attack_success_rate``,
 ``true_class_confidence``, ``linf``, ``l2``, ``psnr``; per class ``class_robust_accuracy`` with
-``cls`` set; segmentation adds ``miou`` and ``pixel_accuracy``. Natural-transformation sweeps use
+``cls`` set; segmentation adds ``miou`` and ``pixel_accuracy``; multi-label classifiers add ``map``,
+``f1_macro``, ``f1_micro``, ``hamming_loss`` (each also as ``clean_*``) and per class
+``class_flip_rate``, their ``robust_accuracy`` being the exact match under attack. Natural-transformation sweeps use
 attack names ``natural:<kind>`` with the transform's parameter in ``eps``. Worst case over attacks
 uses attack name ``worst-case``.
 """
@@ -34,7 +41,7 @@ SCHEMA = "robustcv.results/1"
 
 @dataclass
 class Record:
-    """One tidy measurement."""
+    """One tidy measurement; ``ci_low``/``ci_high``: the 95 % interval of a proportion (else None)."""
 
     model: str
     defense: str
@@ -46,6 +53,15 @@ class Record:
     n: int
     seconds: float = 0.0
     cls: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(ci_low, ci_high)``, or None when not recorded."""
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return self.ci_low, self.ci_high
 
 
 @dataclass
@@ -62,7 +78,12 @@ class MinEps:
 
 @dataclass
 class SanityCheck:
-    """A check of design rule 6; a failure is printed loudly in the report."""
+    """A check of design rule 7; a failure is printed loudly in the report.
+
+    ``model``/``defense`` empty: the check concerns every model/defense of the run. ``blocking``:
+    when it fails, the figures carry no evidence (too few samples, non-finite outputs, a model no
+    better than chance) and the report gives no verdict of robustness.
+    """
 
     name: str
     passed: bool
@@ -70,6 +91,7 @@ class SanityCheck:
     model: str = ""
     defense: str = "none"
     values: dict[str, Any] = field(default_factory=dict)
+    blocking: bool = False
 
 
 @dataclass

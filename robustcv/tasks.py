@@ -54,8 +54,9 @@ class TaskDefinition:
         """The attack objective for a dataset's ``DataInfo`` (``loss`` by name; default per task)."""
         raise NotImplementedError
 
-    def accumulator(self, info: Any) -> "MetricState":
-        """An empty mergeable metric state for this dataset."""
+    def accumulator(self, info: Any, **settings: Any) -> "MetricState":
+        """An empty mergeable metric state for this dataset (``settings``: the checkpoint's
+        ``task_settings``, e.g. multi-label thresholds; other tasks ignore them)."""
         raise NotImplementedError
 
     def attack_losses(self) -> tuple[str, ...]:
@@ -82,7 +83,7 @@ class ClassificationTask(TaskDefinition):
 
         return Classification(self._checked_loss(loss))
 
-    def accumulator(self, info: Any) -> "MetricState":  # noqa: D102
+    def accumulator(self, info: Any, **settings: Any) -> "MetricState":  # noqa: D102
         from robustcv.metrics import ClassificationState
 
         return ClassificationState(tuple(info.classes))
@@ -104,7 +105,7 @@ class SegmentationTask(TaskDefinition):
 
         return Segmentation(self._checked_loss(loss), ignore_index=info.ignore_index, **settings)
 
-    def accumulator(self, info: Any) -> "MetricState":  # noqa: D102
+    def accumulator(self, info: Any, **settings: Any) -> "MetricState":  # noqa: D102
         from robustcv.metrics import SegmentationState
 
         return SegmentationState(tuple(info.classes), info.ignore_index)
@@ -126,10 +127,10 @@ class MultilabelTask(TaskDefinition):
 
         return Multilabel(self._checked_loss(loss), thresholds=settings.get("thresholds", 0.5))
 
-    def accumulator(self, info: Any) -> "MetricState":  # noqa: D102
+    def accumulator(self, info: Any, **settings: Any) -> "MetricState":  # noqa: D102
         from robustcv.metrics import MultilabelState
 
-        return MultilabelState(tuple(info.classes))
+        return MultilabelState(tuple(info.classes), thresholds=settings.get("thresholds", 0.5))
 
 
 TASKS: Registry[TaskDefinition] = Registry("task", error=UserError)

@@ -587,7 +587,8 @@ def test_report_refuses_runs_of_different_norms(trained, tmp_path, capsys):
     assert not (tmp_path / "report" / "report.html").exists()
 
 
-def test_attack_on_tasks_not_built_yet_is_one_line(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "attack", "--task", "multilabel", "--out", tmp_path / "run")
-    assert code == 2 and "does not evaluate --task" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "run").exists()
+def test_attack_options_not_built_for_a_task_are_one_line_before_training(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "attack", "--task", "multilabel", "--targeted", "random",
+                           "--models-dir", tmp_path / "models", "--out", tmp_path / "run")
+    assert_user_error(code, err, "--targeted", "multilabel")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "models").exists()

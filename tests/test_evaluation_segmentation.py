@@ -263,3 +263,36 @@ def test_cli_attacks_a_segmenter_end_to_end(unet_checkpoint, tmp_path, capsys):
     attacks = {r["attack"] for r in data["records"] if r["metric"] == "miou"}
     assert {"segpgd", "cospgd", "apgd(loss=js)", "worst-case", "natural:translate"} <= attacks
     assert "Robust mIoU" in (report / "report.md").read_text()
+
+
+def test_targeted_run_records_the_share_of_pixels_sent_to_the_target(unet_checkpoint, tmp_path):
+    """``--targeted 0`` (every valid pixel to background): the share of pixels predicted as the
+    target is recorded per attack and eps, from the clean share at eps 0 upward."""
+    from robustcv.checkpoint import load_model
+    from robustcv.evaluation.config import EvalConfig
+    from robustcv.evaluation.orchestrator import run_attack_stage
+    from robustcv.evaluation.samples import select_samples
+
+    config = EvalConfig(attacks=["pgd"], eps=[0.0, 0.1], headline_eps=0.1, steps=3, n=4, natural=[],
+                        batch_size=4, targeted="0", gallery=0)
+    results = run_attack_stage(unet_checkpoint, config, tmp_path / "run", device=torch.device("cpu"),
+                               show_progress=False)
+    shares = _values(results, "target_pixel_share", "pgd")
+    model, meta = load_model(unet_checkpoint)
+    samples, _ = select_samples(meta, 4, 0)
+    with torch.no_grad():
+        pred = model(samples.x).argmax(1)
+    valid = samples.y != 255
+    assert shares[0] == pytest.approx(float((pred[valid] == 0).float().mean()), abs=1e-6)
+    assert len(shares) == 2 and 0.0 <= shares[1] <= 1.0
+
+
+def test_report_names_the_eps_where_segpgd_is_above_pgd():
+    from robustcv.report.queries import Series, weaker_than_pgd
+
+    def curve(attack, ys):
+        return Series(attack, "r", "m", "none", attack, False, (0.0, 0.01, 0.03), ys)
+
+    notes = weaker_than_pgd([curve("pgd", (0.9, 0.5, 0.2)), curve("segpgd", (0.9, 0.6, 0.1))])
+    assert notes == ["segpgd: above PGD at eps 0.01"]
+    assert weaker_than_pgd([curve("pgd", (0.9, 0.5, 0.2)), curve("segpgd", (0.9, 0.4, 0.2))]) == []

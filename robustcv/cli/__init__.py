@@ -1,11 +1,15 @@
 """The ``robustcv`` command line: thin click commands that parse, validate and call the library."""
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from typing import Iterator
 
 import click
 
 from robustcv import __version__
+from robustcv.console import console
 from robustcv.errors import UserError
 from robustcv.outputs import describe_os_error
 
@@ -29,8 +33,30 @@ def _register_commands() -> None:
 _register_commands()
 
 
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Show each distinct warning once, as ``Warning: <message>`` on one stderr line: no file and
+    line from Python's warnings machinery, no source line, no repeats (restored on exit)."""
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            console.print(f"Warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: user mistakes end with one line on stderr and exit status 2."""
+    with one_line_warnings():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="robustcv", standalone_mode=False)
     except click.exceptions.Abort:

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
+from robustcv.cli.options import _RECIPE_KEYS as RECIPE_KEYS
 from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_options, data_spec_from,
                                   model_options, model_spec_from, parse_fraction, recipe_from, recipe_options,
                                   run_options)
@@ -16,8 +18,8 @@ from robustcv.console import console, stdout, table
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
 from attacks.specs import split_attack_list
-from robustcv.evaluation.config import (DEFAULT_ATTACKS, DEFAULT_SEGMENTATION_ATTACKS, NATURAL_KINDS, EvalConfig,
-                                        default_eps_grid)
+from robustcv.evaluation.config import (DEFAULT_ATTACKS, DEFAULT_MULTILABEL_ATTACKS, DEFAULT_SEGMENTATION_ATTACKS,
+                                        NATURAL_KINDS, EvalConfig, default_eps_grid)
 
 
 def _split(text: str) -> list[str]:
@@ -25,9 +27,13 @@ def _split(text: str) -> list[str]:
 
 
 def parse_eps_list(text: str) -> list[float]:
-    """``"0,1/255,2/255"`` → floats; ``click.BadParameter`` on a bad entry."""
+    """``"0,1/255,2/255"`` → floats; ``click.BadParameter`` on a bad or empty entry (``","``, ``"0,,1"``)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts) or not all(parts):
+        raise click.BadParameter(f"{text!r} has an empty entry; give comma-separated budgets like 0,1/255,8/255",
+                                 param_hint="--eps")
     try:
-        return [parse_fraction(part) for part in _split(text)]
+        return [parse_fraction(part) for part in parts]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--eps") from None
 
@@ -62,7 +68,8 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--natural", "natural_text", default=",".join(NATURAL_KINDS), show_default=True,
               help="Natural-transformation sweeps to run, or 'none'.")
 @click.option("--n", "--samples", "n", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Test samples to attack (--samples under torchrun, whose own --n… flags clash).")
+              help="Test samples to attack (--samples under torchrun, whose own --n… flags clash); "
+                   "segmenters: 100 unless given.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default ./runs/<model>).")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Default ./reports/<run>.")
@@ -73,9 +80,8 @@ def attack_command(**params: Any) -> None:
 
     from robustcv import distributed
 
-    if params["task"] == "multilabel":  # one clear line, not a traceback from the records
-        raise click.UsageError("robustcv attack does not evaluate --task multilabel yet (its metrics and "
-                               "report are not built)")
+    _refuse_ignored_flags(params)
+    _check_targeted_task(params["task"], params["targeted"])  # before any training
     world, device = distributed.setup(resolve_device(params["device"]))
     planned = _planned_checkpoint(params)
     out_dir = Path(params["out"] or Path("runs") / planned.name)
@@ -100,6 +106,31 @@ def attack_command(**params: Any) -> None:
             stdout.print(f"report: {report_dir / 'report.html'}")
 
 
+# With --checkpoint the checkpoint's model.json fixes these; given on the command line, they
+# would be ignored without a word. (--seed stays: it seeds the attacks too; --task is checked
+# against the checkpoint's task once its model.json is read.)
+CHECKPOINT_FIXES = ("dataset", "data_root", "val_fraction", "test_fraction", "image_size", "model_name",
+                    "weights", "hidden", "dropout", "input_size") + tuple(k for k in RECIPE_KEYS if k != "seed")
+
+
+def _given(name: str) -> bool:
+    """Whether the option ``name`` was given on the command line (or in the environment)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                                  ParameterSource.ENVIRONMENT)
+
+
+def _refuse_ignored_flags(params: dict[str, Any]) -> None:
+    """``click.UsageError`` for model, data or training flags given beside ``--checkpoint``."""
+    ctx = click.get_current_context(silent=True)
+    if not params["checkpoint"] or ctx is None:
+        return
+    given = [p.opts[0] for p in ctx.command.params if p.name in CHECKPOINT_FIXES and _given(p.name)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} would be ignored with --checkpoint (its model.json fixes the "
+                               "model, the data and the training); drop the flag or the --checkpoint")
+
+
 def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     """The checkpoint to attack: ``--checkpoint``, or the model the flags name (trained if absent)."""
     from robustcv import distributed
@@ -108,7 +139,11 @@ def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     from robustcv.training import ensure_trained
 
     if params["checkpoint"]:
-        return params["checkpoint"], read_metadata(params["checkpoint"])
+        meta = read_metadata(params["checkpoint"])
+        if _given("task") and params["task"] != meta.data_info.task.value:
+            raise click.UsageError(f"--task {params['task']} contradicts --checkpoint {params['checkpoint']}, a "
+                                   f"{meta.data_info.task.value} model; drop --task")
+        return params["checkpoint"], meta
     result = ensure_trained(data_spec_from(params), model_spec_from(params), recipe_from(params),
                             models_dir=params["models_dir"], device=device, force=False,
                             show_progress=not params["quiet"])
@@ -163,29 +198,55 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
     defenses = list(dict.fromkeys(_split(params["defense_text"]) or ["none"]))  # in order, once each
     if "none" not in defenses:
         defenses.insert(0, "none")
+    _check_targeted_task(meta.data_info.task.value, params["targeted"])  # --checkpoint: the model's own task
     _check_targeted(params["targeted"], meta.data_info.num_classes)
     _check_defenses(defenses)
-    attacks = _attack_list(params, meta.data_info.task.value)
+    attacks = _attack_list(params, meta.data_info.task.value, meta.data_info.num_classes)
     config = EvalConfig(attacks=attacks, eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
                         rel_step_size=params["rel_step_size"], restarts=params["restarts"], apgd_steps=params["apgd_steps"],
                         loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
-                        eot_samples=params["eot_samples"], natural=natural, n=params["n"],
+                        eot_samples=params["eot_samples"], natural=natural, n=_sample_count(params, meta),
                         batch_size=params["eval_batch_size"], seed=params["seed"])
     _check_before_writing(config, meta)
     return config
 
 
-def _attack_list(params: dict[str, Any], task: str) -> list[str]:
-    """The ``--attack`` list; its default is the task's (APGD-T only for untargeted classification)."""
+SEGMENTATION_SAMPLES = 100  # every image is attacked at every eps (none falls early): a CPU-sized default
+
+
+def _sample_count(params: dict[str, Any], meta) -> int:
+    """``--n``; a segmenter's default is ``SEGMENTATION_SAMPLES`` images unless ``--n`` is given."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx is None or ctx.get_parameter_source("n") is not click.core.ParameterSource.DEFAULT
+    if meta.data_info.task.value == "segmentation" and not given:
+        return min(params["n"], SEGMENTATION_SAMPLES)
+    return params["n"]
+
+
+def _attack_list(params: dict[str, Any], task: str, num_classes: int) -> list[str]:
+    """The ``--attack`` list; its default is the task's (APGD-T only for untargeted classification
+    of at least 4 classes: its targeted DLR loss needs them)."""
     if params["attack_names"] != ",".join(DEFAULT_ATTACKS):
-        return split_attack_list(params["attack_names"])
+        attacks = split_attack_list(params["attack_names"])
+        if not attacks:
+            raise click.BadParameter(f"{params['attack_names']!r} names no attack; e.g. fgsm,pgd",
+                                     param_hint="--attack")
+        return attacks
     if task == "segmentation":
         return list(DEFAULT_SEGMENTATION_ATTACKS)
+    if task == "multilabel":
+        return list(DEFAULT_MULTILABEL_ATTACKS)
     attacks = list(DEFAULT_ATTACKS)
-    if params["targeted"] != "none":
+    if params["targeted"] != "none" or num_classes < 4:
         attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted only
     return attacks
+
+
+def _check_targeted_task(task: str, targeted: str) -> None:
+    """Targeted attacks on label sets (hide or add a class) are not built: one line, not a run."""
+    if task == "multilabel" and targeted != "none":
+        raise click.UsageError("--targeted does not apply to --task multilabel yet; attack untargeted")
 
 
 def _check_targeted(text: str, num_classes: int) -> None:
@@ -229,11 +290,12 @@ def print_results(results) -> None:
             mode = "all" if r.attack == "worst-case" else ("adaptive" if r.adaptive else "naive")
             rows.setdefault((r.attack, mode), {})[r.eps] = r.value
     columns = ["attack", "mode"] + [f"{e:.4g}" for e in grid]
-    shown = "robust mIoU" if metric == "miou" else "robust accuracy"
+    shown = {"segmentation": "robust mIoU", "multilabel": "robust exact match"}.get(results.run.get("task"),
+                                                                                 "robust accuracy")
     stdout.print(f"{shown} ({results.run['norm']}) of {results.run['name']}")
     for defense, rows in by_defense.items():
         body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
         stdout.print(table(f"defense: {defense}", columns, body, digits=3))
     failed = [c for c in results.sanity_checks if not c.passed]
     for check in failed:
-        console.print(f"[bold red]SANITY CHECK FAILED[/] {check.defense}: {check.name} — {check.detail}")
+        console.print(f"[bold red]SANITY CHECK FAILED[/] {check.defense or 'all'}: {check.name} — {check.detail}")

@@ -17,6 +17,7 @@ from robustcv.outputs import OutputKind, claim_output
 def report_command(runs: tuple[str, ...], out: str | None, formats: str, force: bool) -> None:
     """Write report.html / report.md (and plots) from RUN directories' results.json."""
     from robustcv.report import render_report
+    from robustcv.report.loading import load_runs
 
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     bad = set(chosen) - {"html", "md"}
@@ -25,6 +26,7 @@ def report_command(runs: tuple[str, ...], out: str | None, formats: str, force: 
     for run in runs:
         if not (Path(run) / "results.json").is_file():
             raise click.BadParameter(f"{run} has no results.json (run `robustcv attack` first)", param_hint="RUNS")
+    load_runs([Path(r) for r in runs])  # validated before any output is claimed
     out_dir = Path(out) if out else Path("reports") / Path(runs[0]).name
     protect = {"the models folder": Path("models"), **{f"the run {r}": Path(r) for r in runs}}
     with claim_output(out_dir, OutputKind.REPORT, force=force, protect=protect) as output:

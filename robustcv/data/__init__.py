@@ -13,6 +13,7 @@ from robustcv.data.registry import get_dataset, list_datasets, register_dataset
 from robustcv.data.tensors import ImageTensorDataset, as_tensors
 
 # Importing the builder modules registers them.
+from robustcv.data import csv_multilabel as _csv_multilabel  # noqa: E402,F401  isort: skip
 from robustcv.data import digits as _digits  # noqa: E402,F401  isort: skip
 from robustcv.data import imagefolder as _imagefolder  # noqa: E402,F401  isort: skip
 from robustcv.data import segfolder as _segfolder  # noqa: E402,F401  isort: skip

@@ -20,7 +20,7 @@ class DataSpec:
         val_fraction: fraction of the training pool held out for validation.
         test_fraction: fraction held out for testing when the dataset has no test split.
         seed: seed of the deterministic split.
-        task: ``classification`` or ``segmentation`` (``shapes`` offers both).
+        task: ``classification``, ``segmentation`` or ``multilabel`` (``shapes`` offers all three).
         image_size: optional resize for datasets whose images vary in size.
     """
 
@@ -87,8 +87,8 @@ class DataInfo:
 class Splits:
     """Train/validation/test datasets; each item is ``(image [C,H,W] float in [0,1], target)``.
 
-    The target is an ``int`` class for classification and a ``LongTensor [H, W]`` mask for
-    segmentation.
+    The target is an ``int`` class for classification, a ``LongTensor [H, W]`` mask for
+    segmentation and a 0/1 ``LongTensor [K]`` for multi-label classification.
     """
 
     train: Dataset

@@ -2,8 +2,9 @@
 
 Class names are the folder names, verbatim and sorted (as torchvision's ``ImageFolder``); they
 may contain anything, so whoever displays them must escape them. Images are decoded once,
-converted to RGB, EXIF-rotated, center-cropped to a square and resized to ``spec.image_size``
-(default 64), then held in memory as one uint8 tensor. Hidden entries (``.DS_Store``,
+converted to 8-bit RGB whatever their mode and bit depth (16-bit and float images scaled, not
+clipped), EXIF-rotated, center-cropped to a square and resized to ``spec.image_size`` (default
+64), then held in memory as one uint8 tensor. Hidden entries (``.DS_Store``,
 ``.ipynb_checkpoints``) are ignored silently; any other file that is not a readable image is
 skipped with one warning naming it. There is no official test split: train/val/test come from
 ``spec.test_fraction`` and ``spec.val_fraction``, stratified by class.
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from robustcv.data.base import DataInfo, DataSpec, Splits
+from robustcv.data.pixels import as_rgb
 from robustcv.data.registry import register_dataset
 from robustcv.data.splitting import train_val_test_indices
 from robustcv.data.tensors import ImageTensorDataset, channel_stats
@@ -60,7 +62,7 @@ def _load_image(path: Path, size: int) -> np.ndarray:
 
     with Image.open(path) as image:
         image.draft("RGB", (size, size))  # JPEG: let the decoder downscale, much faster
-        image = ImageOps.exif_transpose(image).convert("RGB")
+        image = as_rgb(ImageOps.exif_transpose(image))
         image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
         return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
 

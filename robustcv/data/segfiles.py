@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from robustcv.data.base import DataInfo, DataSpec, Splits
 from robustcv.data.palette import IGNORE_INDEX
+from robustcv.data.pixels import as_rgb
 from robustcv.errors import UserError
 from robustcv.tasks import Task
 
@@ -93,7 +94,7 @@ def read_pair(pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode a pair: image ``uint8 [3, H, W]`` and mask ``uint8 [H, W]`` of the same size."""
     image_path, mask_path = pair
     with _open(image_path, "image") as image:
-        rgb = _decode(image.convert("RGB") if image.mode != "RGB" else image, image_path, "image")
+        rgb = _decode(as_rgb(image) if image.mode != "RGB" else image, image_path, "image")
     with _open(mask_path, "mask") as mask:
         _check_mask(mask, mask_path, (rgb.shape[1], rgb.shape[0]))
         ids = _decode(mask, mask_path, "mask")

@@ -123,13 +123,18 @@ def generate_shapes(n: int = N_IMAGES, size: int = DEFAULT_SIZE, seed: int = 0) 
     return ShapesData(images, masks.long(), labels)
 
 
-@register_dataset("shapes", tasks=(Task.CLASSIFICATION, Task.SEGMENTATION))
+@register_dataset("shapes", tasks=(Task.CLASSIFICATION, Task.SEGMENTATION, Task.MULTILABEL))
 def build_shapes(spec: DataSpec) -> Splits:
     """Stratified train/val/test split of ``generate_shapes(seed=spec.seed)``.
 
     ``spec.image_size`` (default 32) sets the rendered size. The split is the same for both
-    tasks, so a classifier and a segmenter with the same seed see the same images.
+    tasks, so a classifier and a segmenter with the same seed see the same images. For
+    ``--task multilabel`` the images hold one to three shapes (``robustcv.data.shapes_multilabel``).
     """
+    if Task(spec.task) == Task.MULTILABEL:
+        from robustcv.data.shapes_multilabel import build_shapes_multilabel  # its own module, built apart
+
+        return build_shapes_multilabel(spec)
     size = spec.image_size or DEFAULT_SIZE
     data = generate_shapes(N_IMAGES, size, spec.seed)
     segmentation = Task(spec.task) == Task.SEGMENTATION

@@ -14,6 +14,9 @@ DEFAULT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t")
 # Segmenters: every attack on every image (an image is rarely fooled whole, so a cascade would
 # skip nothing); SegPGD and CosPGD as the papers use them, then APGD with SEA's losses.
 DEFAULT_SEGMENTATION_ATTACKS = ("fgsm", "pgd", "segpgd", "cospgd", "apgd(loss=mce)", "apgd(loss=js)")
+# Multi-label: FGSM and PGD, then APGD on the BCE loss (apgd-ce takes the task's loss) as a cascade
+# step; APGD-T aims at other classes of a softmax, which a label set does not have.
+DEFAULT_MULTILABEL_ATTACKS = ("fgsm", "pgd", "apgd-ce")
 
 # Default eps grids by image scale: digits/MNIST-like (dark backgrounds, 0..0.3 is the usual range)
 # and natural-image data (CIFAR-like, 0..16/255).

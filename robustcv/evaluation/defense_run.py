@@ -13,8 +13,9 @@ from robustcv.evaluation import segmentation
 from robustcv.evaluation.attacking import EARLY_STOPPING, build_attack, run_outcome
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, merge_outcomes, min_eps, worst_case
-from robustcv.evaluation.records import (class_iou_records, class_records, clean_segmentation_records,
-                                         outcome_records, segmentation_records)
+from robustcv.evaluation.records import (class_flip_records, class_iou_records, class_records,
+                                         clean_multilabel_records, clean_segmentation_records, multilabel_records,
+                                         outcome_records, segmentation_records, target_share_records)
 from robustcv.evaluation.samples import Samples
 from robustcv.evaluation.threat import ThreatModel, judged_elsewhere, threat_models
 from robustcv.inference import predict
@@ -31,6 +32,7 @@ class DefenseRun:
     outcomes: list[Outcome] = field(default_factory=list)
     worst: Outcome | None = None
     clean_confusion: torch.Tensor | None = None  # segmentation: per-image pixel confusion [N, K, K]
+    clean_margins: torch.Tensor | None = None  # multilabel: clean label margins [N, K]
 
     @property
     def judge(self) -> nn.Module:
@@ -66,6 +68,8 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
     if objective.task == "segmentation":
         run.clean_confusion = segmentation.image_confusions(clean_logits, samples.y, clean_logits.shape[1],
                                                             objective.ignore_index)
+    if objective.task == "multilabel":
+        run.clean_margins = objective.margins(clean_logits)
     for attack_spec in config.attacks:
         cascaded = parse_attack_spec(attack_spec)[0] in config.cascade and bool(run.outcomes)
         # A cascade step attacks only what every earlier attack (in any threat model) left robust.
@@ -90,8 +94,9 @@ def _inherit_adversarials(outcome: Outcome, earlier: list[Outcome], skipped: tor
     todo = skipped.clone()
     for previous in earlier:
         take = todo & ~previous.correct
-        for name in ("confidence", "linf", "l2", "psnr"):
-            getattr(outcome, name)[take] = getattr(previous, name)[take]
+        for name in ("confidence", "linf", "l2", "psnr", "label_margins"):
+            if getattr(outcome, name) is not None:
+                getattr(outcome, name)[take] = getattr(previous, name)[take]
         if outcome.headline is not None and previous.headline is not None:
             outcome.headline[take[index]] = previous.headline[take[index]]
         todo &= ~take
@@ -99,7 +104,7 @@ def _inherit_adversarials(outcome: Outcome, earlier: list[Outcome], skipped: tor
 
 def shard_state(run: DefenseRun) -> tuple:
     """What one rank sends for ``merge_runs``."""
-    return run.clean_correct, run.outcomes, run.clean_confusion
+    return run.clean_correct, run.outcomes, run.clean_confusion, run.clean_margins
 
 
 def merge_runs(local: DefenseRun, parts: list[tuple]) -> DefenseRun:
@@ -109,6 +114,8 @@ def merge_runs(local: DefenseRun, parts: list[tuple]) -> DefenseRun:
                      [merge_outcomes(list(same)) for same in zip(*(part[1] for part in parts))])
     if local.clean_confusion is not None:
         run.clean_confusion = torch.cat([part[2] for part in parts])
+    if local.clean_margins is not None:
+        run.clean_margins = torch.cat([part[3] for part in parts])
     run.worst = worst_case(run.outcomes)
     return run
 
@@ -124,7 +131,9 @@ def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: Da
                     targeted: bool) -> tuple[list[Record], list[MinEps]]:
     """Tidy records and per-sample minimal eps for one defense."""
     if run.clean_confusion is not None:
-        return _segmentation_records(run, model_name, info), []
+        return _segmentation_records(run, model_name, info, _single_target(samples, info)), []
+    if run.clean_margins is not None:
+        return _multilabel_records(run, model_name, samples, info)
     n = len(samples.y)
     records = [Record(model=model_name, defense=run.spec, attack="none", adaptive=False, eps=0.0,
                       metric="clean_accuracy", value=round(float(run.clean_correct.float().mean()), 6), n=n)]
@@ -141,11 +150,41 @@ def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: Da
     return records, min_eps_rows
 
 
-def _segmentation_records(run: DefenseRun, model_name: str, info: DataInfo) -> list[Record]:
+def _single_target(samples: Samples, info: DataInfo) -> int | None:
+    """The class every valid pixel is sent to (``--targeted CLASS``), else None."""
+    if samples.target is None:
+        return None
+    aimed = samples.target[samples.target != info.ignore_index] if info.ignore_index is not None else samples.target
+    classes = aimed.unique()
+    return int(classes[0]) if len(classes) == 1 else None
+
+
+def _segmentation_records(run: DefenseRun, model_name: str, info: DataInfo,
+                          target_class: int | None = None) -> list[Record]:
     """A segmenter's records: clean and attacked mIoU and pixel accuracy, per-class IoU of the
-    worst case. (Minimal eps per image is left out: an image is rarely fooled whole.)"""
+    worst case; with a single target class, the share of valid pixels predicted as it. (Minimal
+    eps per image is left out: an image is rarely fooled whole.)"""
     records = clean_segmentation_records(run.clean_confusion, model_name, run.spec)
     for outcome in run.outcomes + [run.worst]:
         records += segmentation_records(outcome, model_name, run.spec, run.clean_correct,
                                         per_sample_metrics=outcome is not run.worst)
+        if target_class is not None:
+            records += target_share_records(outcome, model_name, run.spec, target_class)
     return records + class_iou_records(run.worst, model_name, run.spec, info.classes)
+
+
+def _multilabel_records(run: DefenseRun, model_name: str, samples: Samples,
+                        info: DataInfo) -> tuple[list[Record], list[MinEps]]:
+    """A multi-label classifier's records: clean and attacked exact match, mAP, F1 and hamming
+    loss, per-class flip rates of the worst case, and each image's minimal eps (the smallest that
+    flips one of its labels; ``labels`` holds each image's number of labels)."""
+    records = clean_multilabel_records(run.clean_margins, samples.y, model_name, run.spec)
+    counts = samples.y.sum(dim=1).tolist()
+    min_eps_rows = []
+    for outcome in run.outcomes + [run.worst]:
+        records += multilabel_records(outcome, model_name, run.spec, run.clean_correct, samples.y,
+                                      per_sample_metrics=outcome is not run.worst)
+        min_eps_rows.append(MinEps(model=model_name, defense=run.spec, attack=outcome.attack,
+                                   adaptive=outcome.adaptive, labels=counts, values=min_eps(outcome)))
+    records += class_flip_records(run.worst, run.clean_margins, samples.y, model_name, run.spec, info.classes)
+    return records, min_eps_rows

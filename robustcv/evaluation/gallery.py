@@ -32,6 +32,9 @@ def gallery_for(out_dir: Path, model_name: str, run, samples, classes: Sequence[
         indices = largest_drops(run.clean_confusion, best.confusion[index], config.gallery)
         return save_mask_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, meta, device)
     indices = pick_examples(run.clean_correct, ~best.correct[index], config.gallery)
+    if run.clean_margins is not None:
+        items = save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, None, meta, device)
+        return label_set_items(items, indices, samples.y, run.clean_margins, best.label_margins[index], classes)
     return save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, classes, meta, device)
 
 
@@ -104,6 +107,24 @@ def save_mask_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: t
             right = (masks[kind].cpu() == y[i]) & valid
             setattr(item, attr, round(float(right.sum() / valid.sum().clamp_min(1)), 4))
     return items
+
+
+def label_set_items(items: list[GalleryItem], indices: Sequence[int], y: torch.Tensor, clean: torch.Tensor,
+                    adversarial: torch.Tensor, classes: Sequence[str]) -> list[GalleryItem]:
+    """Multi-label: each item's true, clean and adversarial label sets (from the label margins
+    ``[N, K]``, positive = present); the confidences hold the share of label decisions right."""
+    for item, i in zip(items, indices):
+        truth = y[i].bool()
+        item.label = label_set(truth, classes)
+        item.clean_pred, item.adv_pred = label_set(clean[i] > 0, classes), label_set(adversarial[i] > 0, classes)
+        item.clean_conf = round(float(((clean[i] > 0) == truth).float().mean()), 4)
+        item.adv_conf = round(float(((adversarial[i] > 0) == truth).float().mean()), 4)
+    return items
+
+
+def label_set(present: torch.Tensor, classes: Sequence[str]) -> str:
+    """``{circle, star}`` for a bool ``[K]`` vector; ``{}`` when no label is present."""
+    return "{" + ", ".join(classes[k] for k in present.nonzero().flatten().tolist()) + "}"
 
 
 def png_bytes(image: torch.Tensor) -> bytes:

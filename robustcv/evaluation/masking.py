@@ -97,12 +97,15 @@ def loss_check(probe: Probe) -> SanityCheck:
 
     config = probe.config
     robust = torch.ones_like(probe.reported, dtype=torch.float)
-    for loss in ("margin", "dlr"):
+    classes = predict(probe.judge, probe.x[:1], probe.device).shape[1]
+    losses = ("margin", "dlr") if classes >= 3 else ("margin",)  # DLR divides by the third logit's gap
+    for loss in losses:
         attack = PGD(norm=config.norm, steps=config.steps, step_size=pgd_step_size(config, probe.eps),
                      objective=probe.objective.with_loss(loss), seed=config.seed)
         robust = torch.minimum(robust, probe.robust(attack))
     return probe.check("margin and DLR losses do not beat the evaluation", robust, LOSS_TOLERANCE,
-                       f"PGD-{config.steps} with the margin and DLR losses", {"losses": ["margin", "dlr"]})
+                       f"PGD-{config.steps} with the " + ("margin and DLR losses" if len(losses) == 2 else
+                                                         "margin loss (DLR needs 3 classes)"), {"losses": list(losses)})
 
 
 def black_box_check(probe: Probe, queries: int = 1000) -> SanityCheck:

@@ -22,6 +22,7 @@ from robustcv import distributed
 from robustcv.evaluation.defense_run import DefenseRun, defense_records, evaluate_defense, merge_runs, shard_state
 from robustcv.evaluation.gallery import gallery_for
 from robustcv.evaluation.natural import natural_records
+from robustcv.evaluation.records import attach_intervals
 from robustcv.evaluation.samples import run_targets, select_samples
 from robustcv.evaluation.sanity import sanity_checks
 from robustcv.inference import library_versions
@@ -59,6 +60,7 @@ def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, dev
             results.records += records
             results.min_eps += min_eps_rows
         results.records += natural_records(meta.name, model, samples, objective, config, device)
+        attach_intervals(results.records)
     results.sanity_checks = sanity_checks(meta.name, model, runs, samples, objective, config, device)
     results.gallery = gallery_for(out_dir, meta.name, runs[0], samples, info.classes, config, device)
     write_json_atomic(out_dir / "config.json", {"checkpoint": str(checkpoint), **config.to_dict()})

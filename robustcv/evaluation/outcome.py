@@ -5,7 +5,8 @@ larger ball): correctness is folded with a running AND, which makes robust accur
 Likewise each sample keeps, from one eps to the next, whichever adversarial the model does worse
 on (the task's per-sample quality: correctness, or a segmenter's share of right pixels), so a
 segmenter's pixel accuracy and mIoU are monotone too. Segmentation outcomes also keep each
-image's pixel confusion matrix at every eps (:mod:`robustcv.evaluation.segmentation`).
+image's pixel confusion matrix at every eps (:mod:`robustcv.evaluation.segmentation`), and
+multi-label outcomes each image's label margins (:mod:`robustcv.evaluation.multilabel`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from attacks.objectives import Classification, Objective
-from robustcv.evaluation import segmentation
+from robustcv.evaluation import multilabel, segmentation
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Outcome:
     # The worst case's per-image matrices for pixel accuracy, where they differ from ``confusion``
     # (which then holds the mIoU-greedy choice); None: ``confusion`` serves both.
     accuracy_confusion: torch.Tensor | None = None
+    label_margins: torch.Tensor | None = None  # multilabel: [E, N, K] label margins of the kept adversarials
 
     def matrices(self, metric: str) -> torch.Tensor | None:
         """The per-image confusion matrices ``[E, N, K, K]`` that ``metric`` is computed from."""
@@ -70,7 +72,7 @@ class OutcomeBuilder:
         self.objective = objective or Classification()
         self.headline_index = headline_index
         self.parts: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr", "headline", "confusion")}
+            k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr", "headline", "confusion", "margins")}
         self.seconds = [0.0] * len(eps)
         self.grad_calls = 0
         self.max_violation = 0.0
@@ -89,6 +91,7 @@ class OutcomeBuilder:
         rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr")}
         kept_logits, kept_quality = None, None
         confusions: list[torch.Tensor] = []  # segmentation: per eps, [B, K, K]
+        margins: list[torch.Tensor] = []  # multilabel: per eps, [B, K]
         for j, (x_adv, out) in enumerate(zip(x_advs, logits)):
             x_adv, out = x_adv.detach().cpu(), out.detach().cpu()
             self.max_violation = max(self.max_violation, _violation(x, x_adv, self.eps[j], self.norm))
@@ -106,6 +109,8 @@ class OutcomeBuilder:
             if self.objective.task == "segmentation":
                 confusions.append(segmentation.image_confusions(kept_logits, y, kept_logits.shape[1],
                                                                 self.objective.ignore_index))
+            if self.objective.task == "multilabel":
+                margins.append(self.objective.margins(kept_logits))
             if target is not None:
                 hit |= self.objective.success(out, target, targeted=True)
             self._row(rows, x, y, kept, self.objective.confidence(kept_logits, y), alive, hit)
@@ -116,6 +121,8 @@ class OutcomeBuilder:
             self.parts[key].append(torch.stack(values))
         if confusions:
             self.parts["confusion"].append(torch.stack(confusions))
+        if margins:
+            self.parts["margins"].append(torch.stack(margins))
         self.grad_calls += grad_calls
 
     @staticmethod
@@ -137,7 +144,7 @@ class OutcomeBuilder:
             hit_target=cat["hit"], confidence=cat["conf"], linf=cat["linf"], l2=cat["l2"], psnr=cat["psnr"],
             seconds=self.seconds, grad_calls=self.grad_calls,
             headline=torch.cat(self.parts["headline"]) if self.parts["headline"] else None,
-            max_violation=self.max_violation, confusion=confusion,
+            max_violation=self.max_violation, confusion=confusion, label_margins=cat.get("margins"),
         )
 
 
@@ -174,6 +181,9 @@ def worst_case(outcomes: list[Outcome], name: str = "worst-case") -> Outcome:
         worst.confusion = torch.stack([segmentation.worst_by_miou(stacked[:, j]) for j in range(len(first.eps))])
         worst.accuracy_confusion = torch.stack([segmentation.worst_by_pixel_accuracy(stacked[:, j])
                                                 for j in range(len(first.eps))])
+    if first.label_margins is not None:
+        worst.label_margins = multilabel.worst_margins(*(torch.stack([getattr(o, name) for o in outcomes])
+                                                         for name in ("correct", "confidence", "label_margins")))
     return worst
 
 
@@ -196,6 +206,8 @@ def merge_outcomes(parts: list[Outcome]) -> Outcome:
     headlines = [p.headline for p in parts if p.headline is not None]
     if first.confusion is not None:
         per_sample["confusion"] = torch.cat([p.confusion for p in parts], dim=1)
+    if first.label_margins is not None:
+        per_sample["label_margins"] = torch.cat([p.label_margins for p in parts], dim=1)
     return Outcome(attack=first.attack, adaptive=first.adaptive, eps=list(first.eps), **per_sample,
                    seconds=[max(s) for s in zip(*(p.seconds for p in parts))],
                    grad_calls=sum(p.grad_calls for p in parts),

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from robustcv.evaluation import segmentation
+from robustcv.evaluation import multilabel, segmentation
 from robustcv.evaluation.outcome import Outcome
 from robustcv.results import Record
 
@@ -37,18 +37,28 @@ def segmentation_records(outcome: Outcome, model: str, defense: str, clean_corre
     """A segmenter's dataset ``miou`` and ``pixel_accuracy`` on the attacked images per eps (from
     the per-image confusion matrices), the share of images fooled (``attack_success_rate``: at
     least the objective's threshold of their valid pixels wrong) and the perturbation sizes."""
+    def values(j: int) -> dict[str, float | None]:
+        return {"miou": _score(segmentation.miou, outcome.matrices("miou")[j]),
+                "pixel_accuracy": _score(segmentation.pixel_accuracy, outcome.matrices("pixel_accuracy")[j]),
+                "attack_success_rate": _success(outcome, j, clean_correct, False)}
+
+    return _per_eps_records(outcome, model, defense, values, per_sample_metrics)
+
+
+def _per_eps_records(outcome: Outcome, model: str, defense: str, values: Callable[[int], dict[str, float | None]],
+                     per_sample_metrics: bool) -> list[Record]:
+    """One record per eps and metric of ``values(j)``; with ``per_sample_metrics`` also the
+    true-label confidence and the perturbation sizes. None values are left out."""
     records: list[Record] = []
     base = dict(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
                 n=outcome.correct.shape[1])
     for j, eps in enumerate(outcome.eps):
-        values = {"miou": _score(segmentation.miou, outcome.matrices("miou")[j]),
-                  "pixel_accuracy": _score(segmentation.pixel_accuracy, outcome.matrices("pixel_accuracy")[j]),
-                  "attack_success_rate": _success(outcome, j, clean_correct, False)}
+        row = values(j)
         if per_sample_metrics:
-            values.update(true_class_confidence=_nanmean(outcome.confidence[j]), linf=_mean(outcome.linf[j]),
-                          l2=_mean(outcome.l2[j]), psnr=_nanmean(outcome.psnr[j]))
+            row.update(true_class_confidence=_nanmean(outcome.confidence[j]), linf=_mean(outcome.linf[j]),
+                       l2=_mean(outcome.l2[j]), psnr=_nanmean(outcome.psnr[j]))
         records += [Record(**base, eps=float(eps), metric=metric, value=value, seconds=round(outcome.seconds[j], 4))
-                    for metric, value in values.items() if value is not None]
+                    for metric, value in row.items() if value is not None]
     return records
 
 
@@ -68,11 +78,70 @@ def class_iou_records(outcome: Outcome, model: str, defense: str, classes: Seque
     return records
 
 
+def target_share_records(outcome: Outcome, model: str, defense: str, target_class: int) -> list[Record]:
+    """Targeted segmentation: the share of valid pixels predicted as ``target_class`` per eps
+    (``target_pixel_share``), from the kept adversarials' confusion matrices."""
+    records = []
+    for j, eps in enumerate(outcome.eps):
+        cm = outcome.matrices("miou")[j].sum(0)
+        share = float(cm[:, target_class].sum() / cm.sum().clamp_min(1))
+        records.append(Record(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
+                              eps=float(eps), metric="target_pixel_share", value=round(share, 6),
+                              n=outcome.correct.shape[1]))
+    return records
+
+
 def clean_segmentation_records(confusion: torch.Tensor, model: str, defense: str) -> list[Record]:
     """``clean_miou`` and ``clean_pixel_accuracy`` from the clean per-image matrices ``[N, K, K]``."""
     base = dict(model=model, defense=defense, attack="none", adaptive=False, eps=0.0, n=int(confusion.shape[0]))
     return [Record(**base, metric="clean_miou", value=_score(segmentation.miou, confusion)),
             Record(**base, metric="clean_pixel_accuracy", value=_score(segmentation.pixel_accuracy, confusion))]
+
+
+MULTILABEL_METRICS = ("map", "f1_macro", "f1_micro", "hamming_loss")
+
+
+def multilabel_records(outcome: Outcome, model: str, defense: str, clean_correct: torch.Tensor,
+                       labels: torch.Tensor, per_sample_metrics: bool = True) -> list[Record]:
+    """A multi-label classifier's records per eps: ``robust_accuracy`` (exact match under attack),
+    ``attack_success_rate`` (share of clean exact matches broken), and ``map``, ``f1_macro``,
+    ``f1_micro``, ``hamming_loss`` of the kept adversarials' label margins; with
+    ``per_sample_metrics`` also the true-label confidence and the perturbation sizes."""
+    def values(j: int) -> dict[str, float | None]:
+        scores = multilabel.margin_metrics(outcome.label_margins[j], labels)
+        return {"robust_accuracy": _mean(outcome.correct[j]),
+                "attack_success_rate": _success(outcome, j, clean_correct, False),
+                **{metric: _finite(scores[metric]) for metric in MULTILABEL_METRICS}}
+
+    return _per_eps_records(outcome, model, defense, values, per_sample_metrics)
+
+
+def clean_multilabel_records(margins: torch.Tensor, labels: torch.Tensor, model: str, defense: str) -> list[Record]:
+    """``clean_accuracy`` (exact match) and ``clean_map``, ``clean_f1_macro``, ``clean_f1_micro``,
+    ``clean_hamming_loss`` from the clean label margins ``[N, K]``."""
+    scores = multilabel.margin_metrics(margins, labels)
+    base = dict(model=model, defense=defense, attack="none", adaptive=False, eps=0.0, n=int(margins.shape[0]))
+    values = {"clean_accuracy": _finite(scores["exact_match"]),
+              **{f"clean_{metric}": _finite(scores[metric]) for metric in MULTILABEL_METRICS}}
+    return [Record(**base, metric=metric, value=value) for metric, value in values.items() if value is not None]
+
+
+def class_flip_records(outcome: Outcome, clean_margins: torch.Tensor, labels: torch.Tensor, model: str,
+                       defense: str, classes: Sequence[str]) -> list[Record]:
+    """Per class and eps, ``class_flip_rate`` (with ``cls``): among the images whose clean decision
+    on the class is right, the share the attack turned wrong (``n``: how many such images)."""
+    records = []
+    for j, eps in enumerate(outcome.eps):
+        rates, counts = multilabel.flip_rates(clean_margins, outcome.label_margins[j], labels)
+        records += [Record(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
+                           eps=float(eps), metric="class_flip_rate", value=round(float(rates[k]), 6),
+                           n=int(counts[k]), cls=name)
+                    for k, name in enumerate(classes) if counts[k] > 0]
+    return records
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else round(float(value), 6)
 
 
 def _score(metric, matrices: torch.Tensor) -> float | None:
@@ -112,3 +181,18 @@ def _mean(values: torch.Tensor) -> float:
 def _nanmean(values: torch.Tensor) -> float | None:
     value = float(torch.nanmean(values.float())) if values.numel() else math.nan
     return None if math.isnan(value) else round(value, 4)
+
+
+# Proportions of samples: their records carry a Wilson interval (mIoU and pixel accuracy are not
+# proportions of independent samples; a bootstrap over images would serve them).
+PROPORTION_METRICS = ("clean_accuracy", "robust_accuracy", "class_robust_accuracy", "worst_case_accuracy")
+
+
+def attach_intervals(records: Sequence[Record], metrics: Sequence[str] = PROPORTION_METRICS) -> None:
+    """Set ``ci_low``/``ci_high`` (95 % Wilson, 6 decimals) on every record of ``metrics``, in place."""
+    from robustcv.stats import proportion_interval
+
+    for record in records:
+        interval = proportion_interval(record.value, record.n) if record.metric in metrics else None
+        if interval is not None:
+            record.ci_low, record.ci_high = (round(v, 6) for v in interval)

@@ -9,6 +9,7 @@ from torch import nn
 from robustcv.checkpoint import ModelMetadata
 from robustcv.data import as_tensors, get_dataset
 from robustcv.data.base import DataInfo
+from robustcv.data.drift import check_same_classes
 from robustcv.errors import UserError
 from robustcv.evaluation.config import EvalConfig
 
@@ -40,6 +41,8 @@ class Samples:
 def select_samples(meta: ModelMetadata, n: int, seed: int) -> tuple[Samples, DataInfo]:
     """The first ``n`` test samples after a seeded shuffle (the same ones for every run)."""
     splits = get_dataset(meta.data)
+    check_same_classes(meta.data.name, meta.name, meta.data_info.classes, meta.class_fingerprint,
+                       splits.info.classes)
     x, y = as_tensors(splits.test)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: min(n, len(x))]
     return Samples(x[order].float(), y[order]), meta.data_info

@@ -18,6 +18,9 @@ from robustcv.tasks import Task
 DUAL_PREFIX = "dual:"
 DUAL_PATTERN = "dual:A+B"
 
+IMAGE_LABEL_TASKS = (Task.CLASSIFICATION, Task.MULTILABEL)
+"""What a network with one logit vector per image can do: K softmax classes or K sigmoid labels."""
+
 Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)
 

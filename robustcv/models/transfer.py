@@ -20,7 +20,7 @@ from torch import nn
 
 from robustcv.errors import UserError
 from robustcv.models.nets import Backbone, ClassifierNet, Head, InputAdapter
-from robustcv.models.registry import register_model
+from robustcv.models.registry import IMAGE_LABEL_TASKS, register_model
 from robustcv.models.weights import imagenet_state_dict, load_backbone_state, read_state_dict
 
 MIN_SIZE = 32  # five stride-2 stages take 32 px to 1 px: the smallest input every family accepts
@@ -141,4 +141,4 @@ def build_transfer(arch: str, *, in_channels: int, num_classes: int, hidden: int
 
 
 for _arch in ARCHS:
-    register_model(_arch)(functools.partial(build_transfer, _arch))
+    register_model(_arch, tasks=IMAGE_LABEL_TASKS)(functools.partial(build_transfer, _arch))

@@ -11,16 +11,23 @@ from robustcv.report.queries import WORST, class_values, groups, headline_eps, i
 from robustcv.results import MinEps
 
 
+CLASS_METRICS = {"mIoU": "IoU under attack", "exact match": "label flip rate"}
+FLIP_NOTE = (" A label's flip rate: among the images whose clean decision on that class is right, the share "
+             "the attack turned wrong (lower is better).")
+
+
 def per_class(ctx: Context) -> list[Block]:
     """Robust accuracy per true class, one column per (run, model, defense)."""
     blocks: list[Block] = [Heading("Per-class robustness", anchor="per-class")]
     headers, columns, classes = _class_columns(ctx)
     if not columns:
         return blocks + [Text("Per-class robustness: " + NOT_MEASURED + ".", "note")]
-    shown = "IoU under attack" if metric_label(ctx.runs) == "mIoU" else "robust accuracy"
+    shown = CLASS_METRICS.get(metric_label(ctx.runs), "robust accuracy")
+    title = shown[0].upper() + shown[1:]
     path = plots.class_bars(classes, columns, ctx.figure_path("per_class.png"), ylabel=shown)
-    blocks.append(Figure(Image(path, f"{shown.capitalize()} per class at the headline eps"),
-                         f"{shown.capitalize()} per true class at each run's headline eps (worst case when recorded)."))
+    blocks.append(Figure(Image(path, f"{title} per class at the headline eps"),
+                         f"{title} per true class at each run's headline eps (worst case when recorded)."
+                         + (FLIP_NOTE if shown == CLASS_METRICS["exact match"] else "")))
     rows = [[cls] + [fmt_value(values.get(cls)) for _, values in columns] for cls in classes]
     blocks.append(Table(headers, rows, numeric=set(range(1, len(headers)))))
     return blocks

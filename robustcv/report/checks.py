@@ -16,7 +16,7 @@ def sanity(ctx: Context) -> list[Block]:
     for run in ctx.runs:
         for c in run.results.sanity_checks:
             values = "; ".join(f"{k} = {fmt_text(_rounded(v))}" for k, v in (c.values or {}).items())
-            rows.append([run.name, c.model or "all", c.defense, c.name,
+            rows.append([run.name, c.model or "all", c.defense or "all", c.name,
                          Badge("PASS" if c.passed else "FAIL", c.passed), c.detail, values])
     if not rows:
         return blocks + [Text("Sanity checks: " + NOT_MEASURED + ".", "note")]

@@ -6,9 +6,12 @@ from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Block, Cell, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps
 from robustcv.report.loading import RunData, read_png
+from robustcv.report.queries import is_multilabel
 from robustcv.results import GalleryItem, write_bytes_atomic
 
 GALLERY_KINDS = ("clean", "perturbation", "adversarial")
+LABEL_SET_NOTE = (" Multi-label classifiers: the true, clean and adversarial label sets, each prediction with the "
+                  "share of its label decisions that are right.")
 
 
 def gallery(ctx: Context) -> list[Block]:
@@ -23,8 +26,9 @@ def gallery(ctx: Context) -> list[Block]:
     rows = [_gallery_row(ctx, run, stem, item) for run, stem, item in items if not item.truth_mask_path]
     if not rows:
         return blocks
+    label_sets = any(is_multilabel(run) for run, _, item in items if not item.truth_mask_path)
     blocks.append(Text("Clean image, the perturbation amplified to be visible, and the adversarial image, "
-                       "with the predicted label and its confidence."))
+                       "with the predicted label and its confidence." + (LABEL_SET_NOTE if label_sets else "")))
     blocks.append(Table(["Run", "Model / defense", "Attack", "True label", "Clean", "Clean prediction",
                          "Perturbation (amplified)", "Adversarial", "Adversarial prediction"], rows,
                         css="gallery"))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from robustcv.errors import UserError
+from robustcv.report.validation import ResultsError, validate_results
 from robustcv.results import RunResults
 
 RESULTS_FILE = "results.json"
@@ -70,8 +71,11 @@ def load_run(run_dir: Path) -> RunData:
     if not results_path.is_file():
         raise UserError(f"no {RESULTS_FILE} in {directory} (run `robustcv attack` first)")
     try:
-        results = RunResults.load(results_path)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+        with open(results_path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        validate_results(data)
+        results = RunResults.from_dict(data)
+    except (OSError, ValueError, TypeError, KeyError, ResultsError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise UserError(f"cannot read {results_path}: {reason}") from None
     if not isinstance(results.run, dict):

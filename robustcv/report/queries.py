@@ -6,7 +6,7 @@ the numbers in the figures, the HTML and the Markdown are the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from robustcv.report.formatting import fmt_eps
 from robustcv.report.loading import RunData
@@ -54,11 +54,18 @@ def main_metric(run: RunData) -> str:
     return "robust_accuracy"
 
 
+def is_multilabel(run: RunData) -> bool:
+    """Whether the run attacked a multi-label classifier (its robust accuracy is an exact match)."""
+    return run.results.run.get("task") == "multilabel"
+
+
 def metric_label(runs: Iterable[RunData]) -> str:
-    """What the headline numbers measure, for headings: ``accuracy``, or ``mIoU`` when every run
-    is a segmenter's."""
+    """What the headline numbers measure, for headings: ``accuracy``, ``mIoU`` when every run is a
+    segmenter's, ``exact match`` when every run is a multi-label classifier's."""
     runs = list(runs)
-    return "mIoU" if runs and all(main_metric(run) == "miou" for run in runs) else "accuracy"
+    if runs and all(main_metric(run) == "miou" for run in runs):
+        return "mIoU"
+    return "exact match" if runs and all(map(is_multilabel, runs)) else "accuracy"
 
 
 def groups(run: RunData) -> list[tuple[str, str]]:
@@ -77,15 +84,16 @@ def _curves(run: RunData, metric: str, natural: bool) -> dict[tuple, list[Record
     return curves
 
 
-def curve_series(runs: list[RunData], natural: bool = False) -> list[Series]:
-    """Every attack curve (or natural-transform curve) of every run, labelled for a shared legend.
+def curve_series(runs: list[RunData], natural: bool = False, metric: str | None = None) -> list[Series]:
+    """Every attack curve (or natural-transform curve) of every run, labelled for a shared legend;
+    of ``metric`` (default: each run's :func:`main_metric`).
 
     Labels read ``run / model / defense / attack [mode]``; parts that are the same for every
     curve are left out, except the attack.
     """
     raw = []
     for run in runs:
-        for (model, defense, attack, adaptive), records in _curves(run, main_metric(run), natural).items():
+        for (model, defense, attack, adaptive), records in _curves(run, metric or main_metric(run), natural).items():
             points = sorted({r.eps: r.value for r in records}.items())
             raw.append((run.name, model, defense, attack, adaptive,
                         tuple(p[0] for p in points), tuple(p[1] for p in points)))
@@ -135,6 +143,9 @@ class Headline:
     worst_case: bool       # robust comes from the per-sample worst case
     naive_robust: float | None  # lowest robust accuracy under naive attacks only (defenses)
     metric: str = "robust_accuracy"  # what clean and robust measure (``miou`` for segmenters)
+    clean_ci: tuple[float, float] | None = None   # 95 % intervals, where results.json records them
+    robust_ci: tuple[float, float] | None = None
+    n: int | None = None  # samples behind the robust figure
 
 
 def headline_eps(run: RunData) -> float | None:
@@ -167,11 +178,13 @@ def headline(run: RunData, model: str, defense: str) -> Headline:
     """Clean accuracy, robust accuracy at the headline eps, and who did the damage."""
     eps, metric = headline_eps(run), main_metric(run)
     clean = clean_accuracy(run, model, defense)
+    clean_found = lookup(run, model, defense, "clean_accuracy")
     at_eps = [r for r in lookup(run, model, defense, metric, eps=eps) if not is_natural(r.attack)] \
         if eps is not None else []
     worst = [r for r in at_eps if r.attack == WORST]
     singles = sorted((r for r in at_eps if r.attack != WORST), key=lambda r: r.value)
-    robust = min(r.value for r in worst) if worst else (singles[0].value if singles else None)
+    chosen = min(worst, key=lambda r: r.value) if worst else (singles[0] if singles else None)
+    robust = chosen.value if chosen else None
     attack = ""
     if singles:
         best = singles[0]
@@ -184,7 +197,8 @@ def headline(run: RunData, model: str, defense: str) -> Headline:
     naive = [r.value for r in singles if defense != "none" and not r.adaptive]
     return Headline(run.name, model, defense, eps, clean, robust, attack,
                     _fooled(run, model, defense, eps, worst, clean, robust), bool(worst),
-                    min(naive) if naive else None, metric)
+                    min(naive) if naive else None, metric, clean_found[0].interval if clean_found else None,
+                    chosen.interval if chosen else None, chosen.n if chosen else None)
 
 
 def _fooled(run: RunData, model: str, defense: str, eps: float | None, worst: list[Record],
@@ -201,8 +215,14 @@ def _fooled(run: RunData, model: str, defense: str, eps: float | None, worst: li
     return None
 
 
-def verdict(h: Headline, failed_checks: int = 0) -> str:
-    """One line a reader can act on, e.g. ``not robust: PGD fools 98% at eps 0.1``."""
+def verdict(h: Headline, failed_checks: int = 0, blocking: Sequence[str] = ()) -> str:
+    """One line a reader can act on, e.g. ``not robust: PGD fools 98% at eps 0.1``.
+
+    ``blocking``: the names of failed checks that leave the figures without evidence (too few
+    samples, non-finite outputs, a model no better than chance): then no verdict is given.
+    """
+    if blocking:
+        return f"inconclusive (failed: {'; '.join(blocking)}): these figures support no verdict"
     if h.robust is None or h.eps is None:
         return "not measured: no attack at the headline eps"
     who = h.attack or "the attack"
@@ -233,9 +253,10 @@ def _segmentation_verdict(h: Headline, who: str, where: str, drop: float, failed
 
 
 def class_values(run: RunData, model: str, defense: str, eps: float) -> tuple[str, dict[str, float]]:
-    """Per-class robust accuracy (a segmenter's IoU) at ``eps`` for the worst case (else the
-    strongest attack)."""
-    wanted = "class_iou" if main_metric(run) == "miou" else "class_robust_accuracy"
+    """Per-class robust accuracy (a segmenter's IoU, a multi-label classifier's flip rate) at
+    ``eps`` for the worst case (else the strongest attack)."""
+    wanted = "class_iou" if main_metric(run) == "miou" else (
+        "class_flip_rate" if is_multilabel(run) else "class_robust_accuracy")
     records = [r for r in run.results.records
                if r.metric == wanted and r.model == model and r.defense == defense
                and r.cls is not None and abs(r.eps - eps) < 1e-9 and not is_natural(r.attack)]
@@ -251,6 +272,29 @@ def class_values(run: RunData, model: str, defense: str, eps: float) -> tuple[st
     return attack, by_attack[attack]
 
 
+def weaker_than_pgd(series: list[Series], attack: str = "segpgd") -> list[str]:
+    """Where ``attack``'s curve lies above PGD's in the same run, model, defense and mode (SegPGD
+    should be at least as strong; the worst case covers it either way)."""
+    notes = []
+    for s in series:
+        if s.attack != attack:
+            continue
+        pgd = next((p for p in series if p.attack == "pgd" and (p.run, p.model, p.defense, p.adaptive)
+                    == (s.run, s.model, s.defense, s.adaptive)), None)
+        if pgd is None:
+            continue
+        reference = dict(zip(pgd.x, pgd.y))
+        above = [x for x, y in zip(s.x, s.y) if x in reference and y > reference[x] + 1e-9]
+        if above:
+            notes.append(f"{s.label}: above PGD at eps {', '.join(fmt_eps(x) for x in above)}")
+    return notes
+
+
 def failed_checks(runs: Iterable[RunData]):
     """(run, check) for every sanity check that failed."""
     return [(run, c) for run in runs for c in run.results.sanity_checks if not c.passed]
+
+
+def concerns(check, h: Headline) -> bool:
+    """Whether a check applies to a summary row (an empty model or defense means every one)."""
+    return check.model in ("", h.model) and check.defense in (h.defense, "")

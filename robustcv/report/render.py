@@ -13,6 +13,7 @@ from robustcv.report.gallery import gallery
 from robustcv.report.html import render_html
 from robustcv.report.loading import RunData, load_runs
 from robustcv.report.markdown import render_markdown
+from robustcv.report.multilabel import map_vs_eps
 from robustcv.report.natural import natural
 from robustcv.report.reproducibility import reproducibility
 from robustcv.report.summary import robust_vs_eps, summary, tradeoff
@@ -23,7 +24,8 @@ FORMATS = {"html": "report.html", "md": "report.md"}
 
 # The order: verdict first, then the evidence, then how it was made.
 SECTIONS: tuple[Callable[[Context], list[Block]], ...] = (
-    summary, robust_vs_eps, tradeoff, per_class, min_eps, gallery, natural, training, sanity, reproducibility,
+    summary, robust_vs_eps, map_vs_eps, tradeoff, per_class, min_eps, gallery, natural, training, sanity,
+    reproducibility,
 )
 
 

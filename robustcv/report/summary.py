@@ -7,8 +7,9 @@ from robustcv.report import plots
 from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Alert, Block, Figure, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
-from robustcv.report.queries import (Headline, Series, cascade_steps, curve_series, failed_checks, groups, headline,
-                                     metric_label, verdict)
+from robustcv.report.queries import (Headline, Series, cascade_steps, concerns, curve_series, failed_checks, groups,
+                                     headline, metric_label, verdict, weaker_than_pgd)
+from robustcv.report.significance import fmt_interval, interval_note, overlap_warnings
 
 WORST_CASE_NOTE = ("Robust accuracy counts every evaluated sample (a sample misclassified on clean input is not "
                    "robust); the worst case is taken per sample over all attacks and, for defenses, over naive "
@@ -17,6 +18,10 @@ SEGMENTATION_NOTE = ("mIoU and pixel accuracy come from one confusion matrix ove
                      "images; the worst case is taken per image over all attacks (for mIoU by a greedy choice that "
                      "lowers the dataset's mIoU, as in SEA; for pixel accuracy the attack with the fewest right "
                      "pixels) — that is the figure that counts.")
+
+MULTILABEL_NOTE = ("Robust exact match counts an image only while its whole label set is right; an image is "
+                   "fooled when any label's decision flips. The worst case is taken per image over all attacks "
+                   "— that is the figure that counts.")
 
 
 def headlines(ctx: Context) -> list[Headline]:
@@ -28,21 +33,23 @@ def summary(ctx: Context) -> list[Block]:
     """Failed sanity checks first, then one verdict per (run, model, defense)."""
     failed = failed_checks(ctx.runs)
     blocks: list[Block] = [Heading("Summary", anchor="summary"), _checks_alert(ctx, failed)]
-    rows = [_summary_row(h, failed) for h in headlines(ctx)]
+    found = headlines(ctx)
+    rows = [_summary_row(h, failed) for h in found]
     if not rows:
         return blocks + [Text("No attack results: " + NOT_MEASURED + ".", "note")]
     label = metric_label(ctx.runs)
-    note = SEGMENTATION_NOTE if label == "mIoU" else WORST_CASE_NOTE
-    return blocks + [Table(["Run", "Model", "Defense", f"Clean {label}", "Headline eps",
-                            f"Robust {label} (worst case)", "Verdict"], rows, numeric={3, 4, 5}),
-                     Text(note, "note")]
+    note = {"mIoU": SEGMENTATION_NOTE, "exact match": MULTILABEL_NOTE}.get(label, WORST_CASE_NOTE)
+    blocks += [Table(["Run", "Model", "Defense", f"Clean {label}", "Headline eps",
+                      f"Robust {label} (worst case)", "Verdict"], rows, numeric={3, 4, 5}),
+               Text(" ".join(filter(None, (interval_note(found), note))), "note")]
+    return blocks + [Text(f"Warning: {line}.") for line in overlap_warnings(found, label)]
 
 
 def _checks_alert(ctx: Context, failed: list) -> Block:
     total = sum(len(run.results.sanity_checks) for run in ctx.runs)
     if failed:
-        lines = [f"{run.name} · {c.model or 'all models'} · defense {c.defense}: {c.name} failed — {c.detail}"
-                 for run, c in failed]
+        lines = [f"{run.name} · {c.model or 'all models'} · defense {c.defense or 'all'}: {c.name} failed — "
+                 f"{c.detail}" for run, c in failed]
         return Alert(f"{len(failed)} of {total} sanity checks FAILED: these numbers may be wrong", lines)
     if total:
         return Alert(f"All {total} sanity checks passed", ok=True)
@@ -50,9 +57,10 @@ def _checks_alert(ctx: Context, failed: list) -> Block:
 
 
 def _summary_row(h: Headline, failed: list) -> list[str]:
-    fails = sum(1 for run, c in failed if run.name == h.run and c.model in ("", h.model)
-                and c.defense in (h.defense, ""))
-    return [h.run, h.model, h.defense, fmt_value(h.clean), fmt_eps(h.eps), fmt_value(h.robust), verdict(h, fails)]
+    mine = [c for run, c in failed if run.name == h.run and concerns(c, h)]
+    blocking = [c.name for c in mine if c.blocking]
+    return [h.run, h.model, h.defense, fmt_interval(h.clean, h.clean_ci), fmt_eps(h.eps),
+            fmt_interval(h.robust, h.robust_ci), verdict(h, len(mine), blocking)]
 
 
 def robust_vs_eps(ctx: Context) -> list[Block]:
@@ -69,7 +77,12 @@ def robust_vs_eps(ctx: Context) -> list[Block]:
     blocks.append(Figure(Image(path, f"Robust {label} against eps, one curve per attack"),
                          "One curve per attack; thick = per-sample worst case; dashed = naive attack on a "
                          "defense (does not count), solid = adaptive or undefended." + cumulative))
-    return blocks + [_curve_table(series)]
+    blocks.append(_curve_table(series))
+    weaker = weaker_than_pgd(series)
+    if weaker:
+        blocks.append(Text("SegPGD did not beat PGD everywhere (the worst case covers it): " + "; ".join(weaker)
+                           + ".", "note"))
+    return blocks
 
 
 def _curve_table(series: list[Series]) -> Table:

@@ -4,6 +4,7 @@ Adversarial training is an objective slotted into ``train_one_epoch``, not a sec
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -13,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from attacks.frozen import eval_frozen
+from robustcv.errors import UserError
 from robustcv.inference import predict
 from robustcv.metrics import MetricState
 from robustcv.models.segmenters import AUX_WEIGHT, pop_auxiliary_logits
@@ -51,16 +53,32 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, ctx: EpochContext, epo
             hard = y.argmax(dim=1)
         ctx.schedule.apply(ctx.optimizer, epoch, step)
         loss, logits = _batch_loss(net, x, y, ctx)
+        value = float(loss.detach())
+        check_finite_loss(value, epoch, step, ctx.optimizer)
         ctx.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         ctx.optimizer.step()
         n_batch = x.shape[0]
-        total_loss += float(loss.detach()) * n_batch
+        total_loss += value * n_batch
         metrics.update(logits.detach(), hard)
         if on_step is not None:
             on_step(total_loss / max(1, _seen(step, loader, n_batch)), metrics)
     samples = len(loader.sampler) if loader.sampler is not None else len(loader.dataset)  # type: ignore[arg-type]
     return {"train_loss": total_loss / max(1, samples), "train_accuracy": metrics.accuracy}
+
+
+class TrainingDiverged(UserError):
+    """The loss turned non-finite: training stops and no checkpoint is written."""
+
+
+def check_finite_loss(value: float, epoch: int, step: int | None, optimizer: torch.optim.Optimizer) -> None:
+    """Raise ``TrainingDiverged`` when ``value`` is nan or infinite (``step`` None: validation)."""
+    if math.isfinite(value):
+        return
+    where = f"epoch {epoch + 1}, step {step + 1}" if step is not None else f"validation after epoch {epoch + 1}"
+    lr = optimizer.param_groups[-1]["lr"]
+    raise TrainingDiverged(f"training diverged: the loss became {value} at {where} (lr {lr:g}); no checkpoint "
+                           "written — lower --lr or check the data")
 
 
 def _seen(step: int, loader: DataLoader, last_batch: int) -> int:

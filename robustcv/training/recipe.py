@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ LOSSES = ("ce", "focal")
 CLASS_WEIGHTS = ("none", "balanced")
 ADV_TRAIN = ("none", "fgsm-rs", "pgd-at", "trades", "distillation")
 MONITORS = ("val_accuracy", "val_loss", "val_robust_accuracy")
+DEFAULT_THRESHOLD = "0.5"
+TUNED = "tuned"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class Recipe:
         early_stopping: patience in epochs on ``monitor`` (0 disables); the best epoch is kept.
         adv_train, train_eps, train_steps, trades_beta: the training-time defense;
             distill_temperature: T of defensive distillation (``adv_train="distillation"``).
+        threshold: multi-label decision threshold: a probability in (0, 1), or ``tuned`` (per
+            class, the best F1 on the validation split); stored in ``model.json``.
         seed: seeds initialization, shuffling and augmentation.
     """
 
@@ -61,6 +66,7 @@ class Recipe:
     train_steps: int = 7
     trades_beta: float = 6.0
     distill_temperature: float = 100.0
+    threshold: str = DEFAULT_THRESHOLD
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -73,14 +79,12 @@ class Recipe:
         _check_choice("monitor", self.monitor, MONITORS)
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.mixup < 0 or self.cutmix < 0:
-            raise ValueError("mixup and cutmix alphas must be >= 0")
+        _check_ranges(self)
         if self.adversarial and self.train_eps <= 0:
             raise ValueError(f"--adv-train {self.adv_train} needs --train-eps > 0")
         if not self.distill_temperature > 0:
             raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}")
+        _check_threshold(self.threshold)
         if self.monitor == "val_robust_accuracy" and not self.adversarial:
             raise ValueError("--monitor val_robust_accuracy needs --adv-train (robust validation "
                              "accuracy is measured at --train-eps during adversarial training only)")
@@ -94,6 +98,8 @@ class Recipe:
         data = self.to_dict()
         if self.adv_train != "distillation":
             data.pop("distill_temperature")
+        if self.threshold == DEFAULT_THRESHOLD:
+            data.pop("threshold")
         return data
 
     @classmethod
@@ -110,9 +116,48 @@ class Recipe:
         return self.adv_train not in ("none", "distillation")
 
 
+# Lower bounds of the numeric settings (inclusive unless marked open); nan and inf are refused
+# everywhere. No upper bound on the learning rate: a loss that turns non-finite stops training.
+_MINIMUMS: dict[str, tuple[float, bool]] = {
+    "lr": (0.0, True), "momentum": (0.0, False), "weight_decay": (0.0, False), "mixup": (0.0, False),
+    "cutmix": (0.0, False), "label_smoothing": (0.0, False), "focal_gamma": (0.0, False),
+    "backbone_lr_scale": (0.0, False), "gamma": (0.0, True), "train_eps": (0.0, False),
+    "trades_beta": (0.0, False), "warmup_epochs": (0.0, False), "early_stopping": (0.0, False),
+    "step_size": (1.0, False), "train_steps": (1.0, False),
+}
+_MAXIMUMS = {"momentum": 1.0, "label_smoothing": 1.0}
+
+
+def _check_ranges(recipe: "Recipe") -> None:
+    """``ValueError`` naming the first numeric setting that is not finite or out of its range."""
+    for f in dataclasses.fields(recipe):
+        value = getattr(recipe, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if not math.isfinite(value):
+            raise ValueError(f"{flag} must be a finite number, got {value}")
+        low, open_ = _MINIMUMS.get(f.name, (-math.inf, False))
+        if value < low or (open_ and value == low):
+            raise ValueError(f"{flag} must be {'>' if open_ else '>='} {low:g}, got {value:g}")
+        if value > _MAXIMUMS.get(f.name, math.inf):
+            raise ValueError(f"{flag} must be <= {_MAXIMUMS[f.name]:g}, got {value:g}")
+
+
 def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{field_name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_threshold(value: str) -> None:
+    if value == TUNED:
+        return
+    try:
+        probability = float(value)
+    except ValueError:
+        probability = float("nan")
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"threshold must be a probability in (0, 1) or '{TUNED}'; got {value!r}")
 
 
 def spec_hash(*parts: dict[str, Any]) -> str:

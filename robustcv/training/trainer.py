@@ -29,7 +29,9 @@ from robustcv.metrics import MetricState
 from robustcv.tasks import TaskDefinition, get_task
 from robustcv.training.augment import AugmentedDataset, build_augmentation, build_batch_mix
 from robustcv.training.losses import class_weights_for, make_loss
-from robustcv.training.loop import EpochContext, evaluate, train_one_epoch
+from robustcv.training.loop import EpochContext, check_finite_loss, evaluate, train_one_epoch
+from robustcv.training.guards import check_batch_norm, check_splits
+from robustcv.training.multilabel import check_recipe, task_settings
 from robustcv.training.optim import LRSchedule, build_optimizer
 from robustcv.training.recipe import Recipe, spec_hash
 
@@ -98,15 +100,18 @@ def fit(splits: Splits, data: DataSpec, model_spec: ModelSpec, recipe: Recipe, *
     """Train a model and return it (best epoch restored) with its metadata for ``model.json``."""
     started = time.perf_counter()
     task = get_task(splits.info.task)
+    check_recipe(recipe, task)
     if recipe.adv_train == "distillation":
         model, history, best_epoch = _distill(splits, model_spec, recipe, task, device, show_progress)
     else:
         model, history, best_epoch = _train(splits, model_spec, recipe, task, _objective_for(recipe), device,
                                             show_progress)
     info = splits.info
+    settings = task_settings(model, *as_tensors(splits.val), recipe, task, device)
     meta = ModelMetadata(
         name="", data=data, data_info=info, model=model_spec, recipe=recipe.to_dict(), history=history,
-        best_epoch=best_epoch, test_metrics=test_metrics(model, splits, task, device), versions=library_versions(),
+        best_epoch=best_epoch, test_metrics=test_metrics(model, splits, task, device, settings),
+        task_settings=settings, versions=library_versions(),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         seconds=round(time.perf_counter() - started, 3), device=str(device),
     )
@@ -116,12 +121,14 @@ def fit(splits: Splits, data: DataSpec, model_spec: ModelSpec, recipe: Recipe, *
 def _train(splits: Splits, model_spec: ModelSpec, recipe: Recipe, task: TaskDefinition, objective: Any,
            device: torch.device, show_progress: bool) -> tuple[torch.nn.Module, list[dict[str, Any]], int]:
     """Build and train one network; returns it (best epoch restored, eval mode), its history and best epoch."""
+    check_splits(splits)
     generator = seed_everything(recipe.seed)
     info, world = splits.info, distributed.current()
     model = build_model(model_spec, info).to(device)
     x_val, y_val = as_tensors(splits.val)
     loader = _train_loader(splits, recipe, generator, world)
     plan = FreezePlan.parse(recipe.freeze)
+    check_batch_norm(model, plan, info, len(splits.train), recipe.batch_size, world.size)
     ctx = EpochContext(
         optimizer=build_optimizer(plan.apply(model, 0, lr=recipe.lr, backbone_lr_scale=recipe.backbone_lr_scale), recipe),
         schedule=LRSchedule(recipe, len(loader), mode="min" if recipe.monitor == "val_loss" else "max"),
@@ -253,6 +260,7 @@ def _one_epoch(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, epoc
     record: dict[str, Any] = {"epoch": epoch + 1}
     record.update(train_one_epoch(model, loader, ctx, epoch, on_step))
     scores = evaluate(model, val.x, val.y, ctx.loss_fn, ctx.device, val.task.accumulator(val.info))
+    check_finite_loss(scores["loss"], epoch, None, ctx.optimizer)
     record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
     headline = val.task.headline_metric
     if headline != "accuracy":
@@ -274,21 +282,22 @@ def _one_epoch(model, loader, ctx: EpochContext, plan, recipe: Recipe, val, epoc
 def robust_val_accuracy(model, val: Validation, norm: str, recipe: Recipe, device: torch.device,
                         n: int = 256) -> float:
     """PGD-10 robust accuracy (in the adversarial training's norm) on a fixed validation batch:
-    catches catastrophic overfitting. For segmentation, the share of images still "correct"."""
+    catches catastrophic overfitting. For segmentation, the mean per-image pixel accuracy."""
     from attacks import PGD
 
     objective = val.task.objective(val.info)
     x, y = val.x[:n].to(device), val.y[:n].to(device)
     attack = PGD(norm=norm, steps=10, random_start=True, seed=recipe.seed, objective=objective)
     x_adv = attack(model, x, y, recipe.train_eps)
-    return float(objective.correct(predict(model, x_adv, device), y.cpu()).float().mean())
+    return float(objective.quality(predict(model, x_adv, device), y.cpu()).mean())
 
 
-def test_metrics(model: torch.nn.Module, splits: Splits, task: TaskDefinition,
-                 device: torch.device) -> dict[str, Any]:
-    """The task's metrics on the test split (classification report, mIoU, mAP...)."""
+def test_metrics(model: torch.nn.Module, splits: Splits, task: TaskDefinition, device: torch.device,
+                 settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The task's metrics on the test split (classification report, mIoU, mAP...) under the
+    checkpoint's ``task_settings`` (multi-label thresholds)."""
     x, y = as_tensors(splits.test)
-    return task.accumulator(splits.info).update(predict(model, x, device), y).compute()
+    return task.accumulator(splits.info, **(settings or {})).update(predict(model, x, device), y).compute()
 
 
 def save_mask_examples(model: torch.nn.Module, splits: Splits, path: Path, title: str, device: torch.device,

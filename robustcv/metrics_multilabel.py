@@ -1,0 +1,79 @@
+"""Multi-label metrics: mAP and per-class AP from the scores, F1, hamming loss and exact match at
+the decision thresholds.
+
+Average precision is scikit-learn's ``average_precision_score`` per class (step-wise precision
+over recall, no interpolation). A class with no positive among the evaluated images has no AP
+(``None``) and is left out of the mean, as torchmetrics and the VOC tools do. F1 counts a label
+as predicted present when its probability exceeds the class's threshold; the macro mean runs
+over the classes present in the truth or the predictions (the classification report's rule).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+Thresholds = float | Sequence[float] | torch.Tensor
+
+
+def decisions(scores: torch.Tensor, thresholds: Thresholds = 0.5) -> torch.Tensor:
+    """Bool ``[N, K]``: which labels are predicted present (probability above its threshold)."""
+    return scores > torch.as_tensor(thresholds, dtype=scores.dtype)
+
+
+def per_class_ap(scores: torch.Tensor, labels: torch.Tensor) -> list[float | None]:
+    """Average precision of each class ``[K]`` (``None`` where the class has no positive)."""
+    from sklearn.metrics import average_precision_score
+
+    y, s = labels.bool().numpy(), scores.double().numpy()
+    return [float(average_precision_score(y[:, k], s[:, k])) if y[:, k].any() else None
+            for k in range(y.shape[1])]
+
+
+def mean_ap(aps: Sequence[float | None]) -> float:
+    """The mean of the defined APs (``nan`` when none is)."""
+    kept = [a for a in aps if a is not None]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+def f1_scores(predicted: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """``(micro, macro)`` F1 of bool decisions ``[N, K]`` against 0/1 labels; a zero division is 0."""
+    truth = labels.bool()
+    tp = (predicted & truth).sum(0).double()
+    fp = (predicted & ~truth).sum(0).double()
+    fn = (~predicted & truth).sum(0).double()
+    micro = float(2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum()).clamp_min(1))
+    present = (tp + fp + fn) > 0
+    per_class = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
+    macro = float(per_class[present].mean()) if present.any() else math.nan
+    return micro, macro
+
+
+def hamming_loss(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of wrong label decisions over all images and classes."""
+    return float((predicted != labels.bool()).double().mean()) if predicted.numel() else math.nan
+
+
+def exact_match(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of images whose whole label set is right."""
+    return float((predicted == labels.bool()).all(dim=1).double().mean()) if len(predicted) else math.nan
+
+
+def multilabel_metrics(scores: torch.Tensor, labels: torch.Tensor, thresholds: Thresholds = 0.5,
+                       classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every multi-label metric of probabilities ``scores`` ``[N, K]`` against 0/1 ``labels``.
+
+    Returns:
+        ``map``, ``per_class_ap`` (class name -> AP or None), ``f1_micro``, ``f1_macro``,
+        ``hamming_loss``, ``exact_match`` and ``accuracy`` (the exact match again: the figure
+        progress bars and ``val_accuracy`` show).
+    """
+    classes = classes or [f"class_{k}" for k in range(scores.shape[1])]
+    predicted = decisions(scores, thresholds)
+    aps = per_class_ap(scores, labels)
+    micro, macro = f1_scores(predicted, labels)
+    match = exact_match(predicted, labels)
+    return {"map": mean_ap(aps), "per_class_ap": dict(zip(classes, aps)), "f1_micro": micro, "f1_macro": macro,
+            "hamming_loss": hamming_loss(predicted, labels), "exact_match": match, "accuracy": match}
