@@ -42,3 +42,27 @@ def test_temperature_is_validated_and_hashed_only_when_used():
     assert model_spec_hash(data, model, Recipe(adv_train="distillation")) != model_spec_hash(
         data, model, Recipe(adv_train="distillation", distill_temperature=5.0))
     assert not Recipe(adv_train="distillation").adversarial
+
+
+@pytest.mark.slow
+def test_the_distilled_model_is_flagged_by_the_masking_checks(tmp_path):
+    """Defensive distillation at T=100 saturates the softmax: cross-entropy gradients vanish on
+    some samples. The default evaluation must say so with a failed check (Carlini & Wagner 2016
+    broke this defense; a report that stays silent would overstate it)."""
+    import torch
+
+    from robustcv.data import DataSpec
+    from robustcv.evaluation.config import EvalConfig
+    from robustcv.evaluation.orchestrator import run_attack_stage
+    from robustcv.models import ModelSpec
+    from robustcv.training import Recipe, ensure_trained
+
+    trained = ensure_trained(DataSpec(), ModelSpec(), Recipe(adv_train="distillation"), models_dir=tmp_path / "models",
+                             device=torch.device("cpu"), show_progress=False)
+    results = run_attack_stage(trained.checkpoint, EvalConfig(eps=[0.0, 0.05, 0.1, 0.2], headline_eps=0.1,
+                                                                natural=[], n=200), tmp_path / "run",
+                               device=torch.device("cpu"), show_progress=False)
+    failed = {c.name for c in results.sanity_checks if not c.passed}
+    masking = {"input gradients are not zero", "margin and DLR losses do not beat the evaluation",
+               "a black-box attack does not beat the white-box ones", "random restarts do not lower robust accuracy"}
+    assert failed & masking, [(c.name, c.detail) for c in results.sanity_checks]
