@@ -30,7 +30,10 @@ def gallery_for(out_dir: Path, model_name: str, run, samples, classes: Sequence[
     meta = {"model": model_name, "defense": run.spec, "attack": best.attack, "eps": float(best.eps[index])}
     if run.clean_confusion is not None:
         indices = largest_drops(run.clean_confusion, best.confusion[index], config.gallery)
-        return save_mask_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, meta, device)
+        right = {"clean": segmentation.pixel_accuracy(run.clean_confusion),
+                 "adversarial": segmentation.pixel_accuracy(best.confusion[index])}
+        return save_mask_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, meta, device,
+                                 right)
     indices = pick_examples(run.clean_correct, ~best.correct[index], config.gallery)
     if run.clean_margins is not None:
         items = save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, None, meta, device)
@@ -60,8 +63,9 @@ def save_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.
     if not indices:
         return []
     idx = torch.tensor(list(indices))
-    clean_p = torch.softmax(predict(judge, x[idx], device), 1)
-    adv_p = torch.softmax(predict(judge, x_adv[idx], device), 1)
+    if classes is not None:
+        clean_p = torch.softmax(predict(judge, x[idx], device), 1)
+        adv_p = torch.softmax(predict(judge, x_adv[idx], device), 1)
     items = []
     for row, i in enumerate(idx.tolist()):
         name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", f"{meta['defense']}_{meta['attack']}_{i}")
@@ -86,9 +90,11 @@ def save_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.
 
 
 def save_mask_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
-                      indices: Sequence[int], meta: dict, device: torch.device) -> list[GalleryItem]:
+                      indices: Sequence[int], meta: dict, device: torch.device,
+                      right: dict[str, torch.Tensor]) -> list[GalleryItem]:
     """Segmentation: the three images of :func:`save_gallery` plus the true, clean and
-    adversarial masks in the dataset's colours; confidences hold each image's pixel accuracy."""
+    adversarial masks in the dataset's colours; confidences hold each image's pixel accuracy
+    (``right["clean"]``, ``right["adversarial"]``: per image, from the run's confusion matrices)."""
     from robustcv.data.palette import colorize
 
     items = save_gallery(out_dir, judge, x, x_adv, y, indices, None, meta, device)
@@ -101,11 +107,9 @@ def save_mask_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: t
             path = f"{stem}_{kind}_mask.png"
             colours = torch.from_numpy(colorize(mask.cpu())).permute(2, 0, 1).float() / 255
             write_bytes_atomic(out_dir / path, png_bytes(colours))
-            setattr(item, f"{'truth' if kind == 'truth' else kind}_mask_path", path)
-        valid = y[i] != 255
-        for kind, attr in (("clean", "clean_conf"), ("adversarial", "adv_conf")):
-            right = (masks[kind].cpu() == y[i]) & valid
-            setattr(item, attr, round(float(right.sum() / valid.sum().clamp_min(1)), 4))
+            setattr(item, f"{kind}_mask_path", path)
+        item.clean_conf = round(float(right["clean"][i]), 4)
+        item.adv_conf = round(float(right["adversarial"][i]), 4)
     return items
 
 
