@@ -32,6 +32,37 @@ def per_class_ap(scores: torch.Tensor, labels: torch.Tensor) -> list[float | Non
             for k in range(y.shape[1])]
 
 
+def weighted_average_precision(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """AP of one class ``[B]`` under each row of sample weights ``[B, N]`` (e.g. bootstrap counts):
+    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct scores, descending, as scikit-learn's
+    ``average_precision_score(..., sample_weight=w)``; ``nan`` where no positive has weight."""
+    order = torch.argsort(scores, descending=True, stable=True)
+    ranked, truth, w = scores[order], labels[order].double(), weights[:, order].double()
+    hits, seen = torch.cumsum(w * truth, 1), torch.cumsum(w, 1)
+    group_end = torch.ones_like(ranked, dtype=torch.bool)
+    group_end[:-1] = ranked[1:] != ranked[:-1]  # ties share one threshold
+    hits, seen = hits[:, group_end], seen[:, group_end]
+    gained = torch.diff(hits, dim=1, prepend=torch.zeros_like(hits[:, :1]))
+    positives = hits[:, -1]
+    ap = (gained * hits / seen.clamp_min(1e-12)).sum(1) / positives.clamp_min(1e-12)
+    return torch.where(positives > 0, ap, torch.nan)
+
+
+def map_interval(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float] | None:
+    """The 95 % bootstrap interval of mAP over images ``[N, K]`` (a resample's mAP averages the
+    classes with a positive in it, as :func:`mean_ap` does)."""
+    from robustcv.stats import bootstrap_counts, percentile_interval
+
+    if scores.shape[0] == 0:
+        return None
+    counts = bootstrap_counts(scores.shape[0])
+    per_class = torch.stack([weighted_average_precision(scores[:, k], labels[:, k].bool(), counts)
+                             for k in range(scores.shape[1]) if labels[:, k].any()], 1) if labels.any() else None
+    if per_class is None:
+        return None
+    return percentile_interval(torch.nanmean(per_class, 1), mean_ap(per_class_ap(scores, labels)))
+
+
 def mean_ap(aps: Sequence[float | None]) -> float:
     """The mean of the defined APs (``nan`` when none is)."""
     kept = [a for a in aps if a is not None]

@@ -1,6 +1,6 @@
 """Output directories robustcv owns: claimed under a lock, built in staging, swapped in whole.
 
-Every run, report and checkpoint directory robustcv writes carries a manifest, ``.robustcv.json``
+Every run, report, checkpoint and denoiser directory robustcv writes carries a manifest, ``.robustcv.json``
 (its kind and the files written). ``--force`` replaces only such a directory (or one from before
 manifests that is clearly robustcv's); it never touches the working directory, its parents, the
 home or models folder, or a folder holding anyone else's files. A new output is built in a hidden
@@ -47,6 +47,7 @@ class OutputKind(str, Enum):
     RUN = "run"
     REPORT = "report"
     CHECKPOINT = "checkpoint"
+    DENOISER = "denoiser"
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,10 @@ _LEGACY = {
                                                                "learning_curves.png", "predictions.png"})),
     OutputKind.REPORT: _Legacy(("report.html", "report.md"), frozenset({"report.html", "report.md"}),
                                frozenset({"gallery"}), png_anywhere=True),
+    OutputKind.DENOISER: _Legacy(("denoiser.json",), frozenset({"denoiser.json", "denoiser.safetensors"})),
 }
 _SCHEMAS = {"results.json": "robustcv.results/1", "model.json": "robustcv.model/1"}
+_FORMATS = {"denoiser.json": "robustcv-denoiser/1"}  # older files name their layout in "format"
 
 
 def _is_ours(key: Path) -> bool:
@@ -85,6 +88,8 @@ def _is_ours(key: Path) -> bool:
     try:
         if key.name in _SCHEMAS:
             return json.loads(key.read_text(encoding="utf-8")).get("schema") == _SCHEMAS[key.name]
+        if key.name in _FORMATS:
+            return json.loads(key.read_text(encoding="utf-8")).get("format") == _FORMATS[key.name]
         with key.open("rb") as handle:
             return b"Robustness report" in handle.read(4096)
     except (OSError, ValueError, AttributeError):

@@ -1,4 +1,8 @@
-"""Confidence intervals for the proportions the report quotes (accuracies over n samples).
+"""Confidence intervals for the figures the report quotes.
+
+Accuracies are proportions of n samples: a Wilson interval. mIoU and mAP are not (a pixel or a
+ranking is not an independent sample): a bootstrap over the evaluated images, 1000 resamples,
+percentile interval.
 
 The Wilson score interval (Wilson 1927) stays inside [0, 1] and keeps close to its nominal
 coverage for small n and for proportions near 0 or 1, where the normal ("Wald") interval
@@ -47,3 +51,31 @@ def proportion_interval(value: float, n: int, confidence: float = CONFIDENCE) ->
 def intervals_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """Whether two intervals share a point: their difference is within the noise of either."""
     return a[0] <= b[1] and b[0] <= a[1]
+
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0  # fixed: the same results give the same intervals
+
+
+def bootstrap_counts(n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED):
+    """``[resamples, n]`` float64 counts: how often each of ``n`` samples is drawn in each
+    resample of ``n`` draws with replacement (the nonparametric bootstrap, Efron 1979)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    drawn = torch.randint(0, n, (resamples, n), generator=generator)
+    return torch.zeros(resamples, n, dtype=torch.float64).scatter_add_(1, drawn, torch.ones_like(drawn, dtype=torch.float64))
+
+
+def percentile_interval(values, estimate: float, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """The bootstrap percentile interval of the resampled statistics ``values`` (non-finite ones,
+    resamples where the statistic is undefined, are dropped), widened to hold ``estimate``; None
+    when no resample is finite."""
+    import torch
+
+    kept = values[torch.isfinite(values)].double()
+    if kept.numel() == 0 or not math.isfinite(estimate):
+        return None
+    tail = (1.0 - confidence) / 2
+    low, high = (float(q) for q in torch.quantile(kept, torch.tensor([tail, 1.0 - tail], dtype=torch.float64)))
+    return min(low, estimate), max(high, estimate)

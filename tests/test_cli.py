@@ -592,3 +592,18 @@ def test_attack_options_not_built_for_a_task_are_one_line_before_training(tmp_pa
                            "--models-dir", tmp_path / "models", "--out", tmp_path / "run")
     assert_user_error(code, err, "--targeted", "multilabel")
     assert not (tmp_path / "run").exists() and not (tmp_path / "models").exists()
+
+
+def test_first_line_says_what_the_run_will_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    base = ["--models-dir", "models", "--epochs", "1"]
+    code, _, err = run_cli(capsys, "train", *base)
+    assert code == 0, err
+    assert err.splitlines()[0].startswith("no checkpoint for this spec yet: training small_cnn on digits into ")
+    code, _, err = run_cli(capsys, "attack", *base, "--n", "8", "--eps", "0,0.1", "--attack", "fgsm",
+                           "--natural", "none", "--no-report", "--out", "run")
+    assert code == 0, err
+    first = err.splitlines()[0]
+    assert first.startswith("attacking models/digits-small_cnn-") and "8 test samples with fgsm" in first, first
+    code, _, err = run_cli(capsys, "train", *base, "--force")
+    assert code == 0 and err.splitlines()[0].startswith("--force: retraining small_cnn"), err

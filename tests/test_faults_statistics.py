@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 import pytest
 
 from fault_helpers import CHEAP_ATTACK, digits_checkpoint
@@ -125,3 +127,74 @@ def test_old_results_json_without_intervals_still_loads(tmp_path):
         r.pop("ci_high", None)
     results = RunResults.from_dict(data)
     assert all(isinstance(r, Record) and r.interval is None for r in results.records)
+
+
+# ---------------------------------------------------------------------------------------------
+# bootstrap intervals for mIoU and mAP (not proportions of independent samples)
+
+
+def test_weighted_average_precision_matches_scikit_learn_with_sample_weights():
+    from sklearn.metrics import average_precision_score
+
+    from robustcv.metrics_multilabel import weighted_average_precision
+    from robustcv.stats import bootstrap_counts
+
+    generator = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 6, (40,), generator=generator).double() / 5  # many ties
+    labels = torch.rand(40, generator=generator) < 0.4
+    counts = bootstrap_counts(40, resamples=25, seed=7)
+    ours = weighted_average_precision(scores, labels, counts)
+    for b in range(25):
+        if (counts[b] * labels).sum() == 0:
+            assert torch.isnan(ours[b])
+            continue
+        expected = average_precision_score(labels.numpy(), scores.numpy(), sample_weight=counts[b].numpy())
+        assert float(ours[b]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_bootstrap_counts_draw_n_with_replacement_reproducibly():
+    from robustcv.stats import bootstrap_counts
+
+    counts = bootstrap_counts(30, resamples=200, seed=1)
+    assert counts.shape == (200, 30) and bool((counts.sum(1) == 30).all())
+    assert torch.equal(counts, bootstrap_counts(30, resamples=200, seed=1))
+    assert float(counts.mean()) == pytest.approx(1.0) and 0.8 < float(counts.var()) < 1.2  # binomial(30, 1/30)
+
+
+def test_miou_interval_equals_a_percentile_bootstrap_by_resampled_indices():
+    """Our weighted sums against the textbook loop: resample image indices, sum, mIoU, percentiles."""
+    import numpy as np
+
+    from robustcv.evaluation.segmentation import miou, miou_interval
+    from robustcv.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+
+    generator = torch.Generator().manual_seed(0)
+    confusions = torch.randint(0, 50, (20, 4, 4), generator=generator)
+    drawn = torch.randint(0, 20, (BOOTSTRAP_RESAMPLES, 20), generator=torch.Generator().manual_seed(BOOTSTRAP_SEED))
+    values = np.array([float(miou(confusions[idx].sum(0))) for idx in drawn])
+    low, high = miou_interval(confusions)
+    assert (low, high) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])), abs=1e-12)
+    assert low < float(miou(confusions.sum(0))) < high
+
+
+def test_more_images_narrow_the_miou_interval():
+    from robustcv.evaluation.segmentation import miou_interval
+
+    generator = torch.Generator().manual_seed(0)
+    confusions = torch.randint(0, 50, (400, 3, 3), generator=generator)
+    few, many = miou_interval(confusions[:25]), miou_interval(confusions)
+    assert many[1] - many[0] < 0.6 * (few[1] - few[0])
+
+
+def test_segmentation_and_multilabel_records_carry_bootstrap_intervals():
+    from robustcv.evaluation.records import clean_multilabel_records, clean_segmentation_records
+
+    generator = torch.Generator().manual_seed(0)
+    confusions = torch.randint(0, 50, (30, 3, 3), generator=generator)
+    (miou_record, pixel_record) = clean_segmentation_records(confusions, "m", "none")
+    assert miou_record.ci_low < miou_record.value < miou_record.ci_high
+    assert pixel_record.interval is None
+    labels = (torch.rand(60, 4, generator=generator) < 0.5).float()
+    margins = labels * 2 - 1 + torch.randn(60, 4, generator=generator) * 1.5
+    by_metric = {r.metric: r for r in clean_multilabel_records(margins, labels, "m", "none")}
+    assert by_metric["clean_map"].ci_low < by_metric["clean_map"].value < by_metric["clean_map"].ci_high

@@ -439,3 +439,53 @@ def test_report_out_follows_the_same_rules(case, checkpoint, work, tmp_path, mon
     else:
         assert tree(tmp_path) == before
     assert hidden(work) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# denoiser folders: owned like checkpoints
+
+
+class DenoiserCase(NamedTuple):
+    id: str
+    setup: Callable[[Path], None]  # given the denoiser folder the command will write
+    code: int
+    words: tuple[str, ...] = ()
+
+
+def _old_denoiser(folder: Path) -> None:
+    """A denoiser folder as robustcv wrote it before manifests."""
+    folder.mkdir(parents=True)
+    (folder / "denoiser.json").write_text(json.dumps({"format": "robustcv-denoiser/1"}))
+    (folder / "denoiser.safetensors").write_bytes(b"old weights")
+
+
+DENOISER_CASES = [
+    DenoiserCase("user-files-refused", user_files, 2, ("did not write", "notes.txt")),
+    DenoiserCase("a-run-is-not-a-denoiser", legacy_run, 2, ("is a robustcv run", "not a denoiser")),
+    DenoiserCase("old-denoiser-replaced", _old_denoiser, 0),
+    DenoiserCase("new", lambda folder: None, 0),
+]
+
+
+@pytest.mark.parametrize("case", DENOISER_CASES, ids=[c.id for c in DENOISER_CASES])
+def test_denoiser_folders_are_owned(case, checkpoint, work, tmp_path, monkeypatch, capsys):
+    import defenses
+
+    def quick_train(model, data, **kwargs):  # the real training is tested in test_defenses_eval.py
+        return defenses.Denoiser(channels=1, width=4, depth=2)
+
+    monkeypatch.setattr(defenses, "train_denoiser", quick_train)
+    folder = work / "models" / "ck-denoiser-eps0.1"
+    case.setup(folder)
+    before = tree(tmp_path)
+    code, out, err = run_cli(capsys, "train", "--denoiser-for", checkpoint, "--train-eps", "0.1", "--epochs", "1",
+                             "--models-dir", work / "models", "--force")
+    if case.code == 2:
+        assert_one_line(code, err, *case.words)
+        assert tree(tmp_path) == before
+    else:
+        assert code == 0, err
+        assert "training one" in out
+        assert manifest(folder)["kind"] == "denoiser"
+        assert defenses.load_denoiser(folder).width == 4
+    assert hidden(folder.parent) == []

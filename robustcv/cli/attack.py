@@ -14,12 +14,20 @@ from robustcv.cli.options import _RECIPE_KEYS as RECIPE_KEYS
 from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_options, data_spec_from,
                                   model_options, model_spec_from, parse_fraction, recipe_from, recipe_options,
                                   run_options)
-from robustcv.console import console, stdout, table
+from robustcv.console import console, print_table, stdout
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
 from attacks.specs import split_attack_list
 from robustcv.evaluation.config import (DEFAULT_ATTACKS, DEFAULT_MULTILABEL_ATTACKS, DEFAULT_SEGMENTATION_ATTACKS,
                                         NATURAL_KINDS, EvalConfig, default_eps_grid)
+
+
+def describe_plan(checkpoint: str, config: EvalConfig) -> str:
+    """One line saying what the attack stage is about to do."""
+    eps = ", ".join(f"{e:.4g}" for e in config.eps)
+    defenses = ", ".join(config.defenses)
+    return (f"attacking {checkpoint} on {config.n} test samples with {', '.join(config.attacks)} "
+            f"({config.norm}, eps {eps}; defenses: {defenses})")
 
 
 def _split(text: str) -> list[str]:
@@ -90,6 +98,8 @@ def attack_command(**params: Any) -> None:
         run_out, report_out = _claim_outputs(claims, params, planned, out_dir, report_dir, world.main)
         checkpoint, meta = _checkpoint(params, device)
         config = eval_config(params, meta)
+        if world.main and not params["quiet"]:
+            console.print(describe_plan(checkpoint, config), soft_wrap=True, markup=False)
         command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         with run_out.staging() as staging:
             results = run_attack_stage(Path(checkpoint), config, staging, device=device, command=command,
@@ -295,7 +305,7 @@ def print_results(results) -> None:
     stdout.print(f"{shown} ({results.run['norm']}) of {results.run['name']}")
     for defense, rows in by_defense.items():
         body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
-        stdout.print(table(f"defense: {defense}", columns, body, digits=3))
+        print_table(stdout, f"defense: {defense}", columns, body, digits=3, keys=2)
     failed = [c for c in results.sanity_checks if not c.passed]
     for check in failed:
         console.print(f"[bold red]SANITY CHECK FAILED[/] {check.defense or 'all'}: {check.name} — {check.detail}")

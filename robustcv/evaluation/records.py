@@ -8,6 +8,7 @@ import torch
 
 from robustcv.evaluation import multilabel, segmentation
 from robustcv.evaluation.outcome import Outcome
+from robustcv.metrics_multilabel import map_interval
 from robustcv.results import Record
 
 
@@ -42,7 +43,11 @@ def segmentation_records(outcome: Outcome, model: str, defense: str, clean_corre
                 "pixel_accuracy": _score(segmentation.pixel_accuracy, outcome.matrices("pixel_accuracy")[j]),
                 "attack_success_rate": _success(outcome, j, clean_correct, False)}
 
-    return _per_eps_records(outcome, model, defense, values, per_sample_metrics)
+    records = _per_eps_records(outcome, model, defense, values, per_sample_metrics)
+    for record in records:
+        if record.metric == "miou":
+            _set_interval(record, segmentation.miou_interval(outcome.matrices("miou")[outcome.eps.index(record.eps)]))
+    return records
 
 
 def _per_eps_records(outcome: Outcome, model: str, defense: str, values: Callable[[int], dict[str, float | None]],
@@ -94,8 +99,9 @@ def target_share_records(outcome: Outcome, model: str, defense: str, target_clas
 def clean_segmentation_records(confusion: torch.Tensor, model: str, defense: str) -> list[Record]:
     """``clean_miou`` and ``clean_pixel_accuracy`` from the clean per-image matrices ``[N, K, K]``."""
     base = dict(model=model, defense=defense, attack="none", adaptive=False, eps=0.0, n=int(confusion.shape[0]))
-    return [Record(**base, metric="clean_miou", value=_score(segmentation.miou, confusion)),
-            Record(**base, metric="clean_pixel_accuracy", value=_score(segmentation.pixel_accuracy, confusion))]
+    clean = Record(**base, metric="clean_miou", value=_score(segmentation.miou, confusion))
+    _set_interval(clean, segmentation.miou_interval(confusion))
+    return [clean, Record(**base, metric="clean_pixel_accuracy", value=_score(segmentation.pixel_accuracy, confusion))]
 
 
 MULTILABEL_METRICS = ("map", "f1_macro", "f1_micro", "hamming_loss")
@@ -113,7 +119,11 @@ def multilabel_records(outcome: Outcome, model: str, defense: str, clean_correct
                 "attack_success_rate": _success(outcome, j, clean_correct, False),
                 **{metric: _finite(scores[metric]) for metric in MULTILABEL_METRICS}}
 
-    return _per_eps_records(outcome, model, defense, values, per_sample_metrics)
+    records = _per_eps_records(outcome, model, defense, values, per_sample_metrics)
+    for record in records:
+        if record.metric == "map":
+            _set_interval(record, map_interval(outcome.label_margins[outcome.eps.index(record.eps)].float(), labels))
+    return records
 
 
 def clean_multilabel_records(margins: torch.Tensor, labels: torch.Tensor, model: str, defense: str) -> list[Record]:
@@ -123,7 +133,18 @@ def clean_multilabel_records(margins: torch.Tensor, labels: torch.Tensor, model:
     base = dict(model=model, defense=defense, attack="none", adaptive=False, eps=0.0, n=int(margins.shape[0]))
     values = {"clean_accuracy": _finite(scores["exact_match"]),
               **{f"clean_{metric}": _finite(scores[metric]) for metric in MULTILABEL_METRICS}}
-    return [Record(**base, metric=metric, value=value) for metric, value in values.items() if value is not None]
+    records = [Record(**base, metric=metric, value=value) for metric, value in values.items() if value is not None]
+    for record in records:
+        if record.metric == "clean_map":
+            _set_interval(record, map_interval(margins.float(), labels))
+    return records
+
+
+def _set_interval(record: Record, interval: tuple[float, float] | None) -> None:
+    """Give a record a bootstrap interval (6 decimals), kept around its rounded value."""
+    if interval is not None and record.value is not None:
+        record.ci_low = round(min(interval[0], record.value), 6)
+        record.ci_high = round(max(interval[1], record.value), 6)
 
 
 def class_flip_records(outcome: Outcome, clean_margins: torch.Tensor, labels: torch.Tensor, model: str,
@@ -183,8 +204,8 @@ def _nanmean(values: torch.Tensor) -> float | None:
     return None if math.isnan(value) else round(value, 4)
 
 
-# Proportions of samples: their records carry a Wilson interval (mIoU and pixel accuracy are not
-# proportions of independent samples; a bootstrap over images would serve them).
+# Proportions of samples: their records carry a Wilson interval (mIoU and mAP carry a bootstrap
+# interval over images, set where they are recorded).
 PROPORTION_METRICS = ("clean_accuracy", "robust_accuracy", "class_robust_accuracy", "worst_case_accuracy")
 
 

@@ -43,6 +43,17 @@ def miou(matrices: torch.Tensor) -> torch.Tensor:
     return (iou * present).sum(-1) / present.sum(-1)
 
 
+def miou_interval(confusions: torch.Tensor) -> tuple[float, float] | None:
+    """The 95 % bootstrap interval of the dataset mIoU of per-image matrices ``[N, K, K]``:
+    images resampled with replacement, each resample's matrices summed (``None`` without images)."""
+    from robustcv.stats import bootstrap_counts, percentile_interval
+
+    if confusions.shape[0] == 0:
+        return None
+    resampled = torch.einsum("bn,nkl->bkl", bootstrap_counts(confusions.shape[0]), confusions.double())
+    return percentile_interval(miou(resampled), float(miou(confusions.sum(0))))
+
+
 def pixel_accuracy(matrices: torch.Tensor) -> torch.Tensor:
     """Share of right pixels of each ``[..., K, K]`` matrix (1 where there is no valid pixel)."""
     cm = matrices.double()

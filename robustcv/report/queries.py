@@ -178,7 +178,7 @@ def headline(run: RunData, model: str, defense: str) -> Headline:
     """Clean accuracy, robust accuracy at the headline eps, and who did the damage."""
     eps, metric = headline_eps(run), main_metric(run)
     clean = clean_accuracy(run, model, defense)
-    clean_found = lookup(run, model, defense, "clean_accuracy")
+    clean_found = lookup(run, model, defense, "clean_accuracy") or lookup(run, model, defense, "clean_miou")
     at_eps = [r for r in lookup(run, model, defense, metric, eps=eps) if not is_natural(r.attack)] \
         if eps is not None else []
     worst = [r for r in at_eps if r.attack == WORST]

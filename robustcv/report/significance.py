@@ -25,7 +25,10 @@ def interval_note(headlines: Sequence[Headline]) -> str:
     if not counts:
         return ""
     shown = ", ".join(str(n) for n in counts)
-    return f"Brackets: 95 % Wilson confidence intervals over the evaluated test samples (n = {shown})."
+    kinds = {"bootstrap (1000 resamples of the images)" if h.metric == "miou" else "Wilson"
+             for h in headlines if h.robust_ci is not None}
+    return (f"Brackets: 95 % {' and '.join(sorted(kinds))} confidence intervals over the evaluated test samples "
+            f"(n = {shown}).")
 
 
 def overlap_warnings(headlines: Sequence[Headline], label: str) -> list[str]:

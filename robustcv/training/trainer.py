@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from robustcv import distributed
 from robustcv.checkpoint import META_FILE, ModelMetadata, read_metadata, write_checkpoint_files
-from robustcv.console import progress_bar
+from robustcv.console import console, progress_bar
 from robustcv.data import DataSpec, Splits, as_tensors, get_dataset
 from robustcv.errors import UserError
 from robustcv.models import FreezePlan, ModelSpec, build_model
@@ -69,6 +69,9 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
         return TrainResult(directory, read_metadata(directory), trained=False)
     # Claimed (locked, found writable) before training: a models folder that cannot take it fails now.
     with claim_output(directory, OutputKind.CHECKPOINT, force=True, option="--models-dir", enabled=world.main) as out:
+        if show_progress and world.main:
+            why = "--force: retraining" if force and directory.exists() else "no checkpoint for this spec yet: training"
+            console.print(f"{why} {model.name} on {data.name} into {directory}", soft_wrap=True, markup=False)
         splits = get_dataset(data)
         net, meta = fit(splits, data, model, recipe, device=torch.device(device),
                         show_progress=show_progress and world.main)
