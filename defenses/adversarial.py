@@ -24,7 +24,7 @@ from attacks.frozen import eval_frozen
 from attacks.objectives import Divergence, LossObjective
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-KINDS = ("none", "fgsm-rs", "pgd-at", "trades")
+KINDS = ("none", "fgsm-rs", "pgd-at", "segpgd-at", "trades")
 
 
 class AdversarialObjective(Protocol):
@@ -133,6 +133,26 @@ class PGDAT(_Counted):
             return loss_fn(model(self.perturb(model, x, y, loss_fn)), y)
 
 
+class SegPGDAT(PGDAT):
+    """SegPGD adversarial training for segmenters (Gu et al., ECCV 2022, section 5): the inner
+    maximization is SegPGD (per-pixel CE, weight moved from still-right to already-fooled pixels
+    as the steps go, ``ignore_index`` pixels left out); the outer loss is ``loss_fn(model(x_adv), y)``
+    as in PGD-AT. Cost: ``steps + 1`` forward and backward passes.
+    """
+
+    def __init__(self, eps: float, steps: int = 10, step_size: float | None = None,
+                 ignore_index: int | None = 255) -> None:
+        super().__init__(eps, steps, step_size)
+        self.ignore_index = ignore_index
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:
+        """The adversarial batch (detached, within eps of ``x`` and in [0, 1])."""
+        from attacks.objectives import Segmentation
+
+        objective = Segmentation("segpgd", ignore_index=self.ignore_index)
+        return _pgd(self.eps, self.steps, self.step_size, objective)(inner(model), x, y, self.eps)
+
+
 def kl_logits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     """``KL(softmax(p) || softmax(q))`` over the class dim 1, averaged over everything else
     (samples, and pixels for segmentation)."""
@@ -172,11 +192,11 @@ class TRADES(_Counted):
 
 
 def build_objective(kind: str, eps: float, steps: int = 10, beta: float = 6.0,
-                    step_size: float | None = None) -> AdversarialObjective | None:
+                    step_size: float | None = None, ignore_index: int | None = 255) -> AdversarialObjective | None:
     """The objective for ``kind`` in ``KINDS`` (``"none"`` -> None: standard training).
 
     ``steps`` and ``step_size`` are ignored by ``fgsm-rs`` (one step of ``1.25 * eps``);
-    ``beta`` is used by ``trades`` only.
+    ``beta`` is used by ``trades`` only, ``ignore_index`` (the masks' void label) by ``segpgd-at``.
     """
     kind = kind.strip().lower()
     if kind == "none":
@@ -185,6 +205,8 @@ def build_objective(kind: str, eps: float, steps: int = 10, beta: float = 6.0,
         return FGSMRS(eps)
     if kind == "pgd-at":
         return PGDAT(eps, steps, step_size)
+    if kind == "segpgd-at":
+        return SegPGDAT(eps, steps, step_size, ignore_index)
     if kind == "trades":
         return TRADES(eps, steps, beta, step_size)
     raise ValueError(f"unknown adversarial training {kind!r}; choose from: {', '.join(KINDS)}")

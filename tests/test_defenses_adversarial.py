@@ -114,3 +114,60 @@ def test_adversarial_training_gains_pgd_robustness(kind, digits):
     robust = _robust(_train(build_objective(kind, 0.1, steps=5), xtr, ytr, 15), xte, yte, 0.1)
     print(f"{kind}: PGD-20 robust acc at eps 0.1: standard {standard:.2f} -> adversarially trained {robust:.2f}")
     assert robust >= standard + 0.2
+
+
+# ---------------------------------------------------------------------------------------------
+# SegPGD-AT: the segmenters' adversarial training
+
+
+def _segmenter():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+
+
+def _masks(generator: torch.Generator) -> torch.Tensor:
+    y = torch.randint(0, 4, (6, 8, 8), generator=generator)
+    y[:, :, :2] = 255  # a void band
+    return y
+
+
+def _pixel_ce(logits, y):
+    return F.cross_entropy(logits, y, ignore_index=255)
+
+
+def test_segpgd_at_inner_max_is_segpgd_with_the_void_label_left_out():
+    from attacks import SegPGD
+    from attacks.objectives import Segmentation
+
+    generator = torch.Generator().manual_seed(0)
+    net, x, y = _segmenter().eval(), torch.rand(6, 3, 8, 8, generator=generator), _masks(generator)
+    obj = build_objective("segpgd-at", eps=0.05, steps=3, ignore_index=255)
+    torch.manual_seed(1)
+    ours = obj.perturb(net, x, y, _pixel_ce)
+    torch.manual_seed(1)
+    segpgd = SegPGD(steps=3, step_size=2.5 * 0.05 / 3, early_stop=False, objective=Segmentation(ignore_index=255))
+    assert torch.equal(ours, segpgd(net, x, y, 0.05))
+    torch.manual_seed(1)
+    plain = build_objective("pgd-at", eps=0.05, steps=3).perturb(net, x, y, _pixel_ce)
+    assert not torch.equal(ours, plain)  # the SegPGD weighting, not plain PGD on the training loss
+    assert (ours - x).abs().max() <= 0.05 + 1e-6 and 0 <= ours.min() and ours.max() <= 1
+    with torch.no_grad():
+        assert _pixel_ce(net(ours), y) > _pixel_ce(net(x), y)
+
+
+def test_segpgd_at_contract_and_pass_counts():
+    generator = torch.Generator().manual_seed(0)
+    net, x, y = _segmenter().train(), torch.rand(6, 3, 8, 8, generator=generator), _masks(generator)
+    obj = build_objective("segpgd-at", eps=0.05, steps=4, ignore_index=255)
+    loss = obj(net, x, y, _pixel_ce)
+    assert all(p.grad is None for p in net.parameters())
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    assert obj.counts == {"forward": 5, "backward": 5}
+
+
+def test_segpgd_at_on_a_classifier_is_one_line(tmp_path, capsys):
+    from robustcv.cli import main
+
+    code = main(["train", "--adv-train", "segpgd-at", "--train-eps", "0.1", "--models-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--task segmentation" in err[0], err

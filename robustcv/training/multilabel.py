@@ -21,6 +21,8 @@ SOFTMAX_ONLY = {"trades": "TRADES' KL divergence", "distillation": "defensive di
 
 def check_recipe(recipe: Recipe, task: TaskDefinition) -> None:
     """Refuse, in one line, what a recipe asks that the task's loss family cannot do."""
+    if recipe.adv_train == "segpgd-at" and task.loss_family != "pixel-softmax":
+        raise UserError("--adv-train segpgd-at attacks per-pixel labels: it needs --task segmentation (use pgd-at)")
     if task.loss_family != "sigmoid":
         if recipe.threshold != DEFAULT_THRESHOLD:
             raise UserError("--threshold applies to --task multilabel only")

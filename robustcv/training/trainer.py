@@ -107,7 +107,7 @@ def fit(splits: Splits, data: DataSpec, model_spec: ModelSpec, recipe: Recipe, *
     if recipe.adv_train == "distillation":
         model, history, best_epoch = _distill(splits, model_spec, recipe, task, device, show_progress)
     else:
-        model, history, best_epoch = _train(splits, model_spec, recipe, task, _objective_for(recipe), device,
+        model, history, best_epoch = _train(splits, model_spec, recipe, task, _objective_for(recipe, splits.info), device,
                                             show_progress)
     info = splits.info
     settings = task_settings(model, *as_tensors(splits.val), recipe, task, device)
@@ -210,12 +210,13 @@ def _data_parallel(model: torch.nn.Module, plan: FreezePlan, device: torch.devic
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def _objective_for(recipe: Recipe) -> Any:
+def _objective_for(recipe: Recipe, info) -> Any:
     if not recipe.adversarial:
         return None
     from defenses.adversarial import build_objective
 
-    return build_objective(recipe.adv_train, eps=recipe.train_eps, steps=recipe.train_steps, beta=recipe.trades_beta)
+    return build_objective(recipe.adv_train, eps=recipe.train_eps, steps=recipe.train_steps, beta=recipe.trades_beta,
+                           ignore_index=info.ignore_index)
 
 
 def _monitor(recipe: Recipe, task: TaskDefinition) -> str:
