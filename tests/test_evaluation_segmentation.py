@@ -287,6 +287,39 @@ def test_targeted_run_records_the_share_of_pixels_sent_to_the_target(unet_checkp
     assert len(shares) == 2 and 0.0 <= shares[1] <= 1.0
 
 
+def test_class_to_class_run_records_the_share_of_the_source_pixels_reaching_the_target(unet_checkpoint, tmp_path):
+    """``--targeted A:B``: only class A's pixels are aimed at B (the others at their own label);
+    the recorded share counts class A's pixels predicted as B, from the clean share upward."""
+    from robustcv.checkpoint import load_model
+    from robustcv.evaluation.config import EvalConfig
+    from robustcv.evaluation.orchestrator import run_attack_stage
+    from robustcv.evaluation.samples import run_targets, select_samples
+
+    model, meta = load_model(unet_checkpoint)
+    samples, info = select_samples(meta, 4, 0)
+    source = int(samples.y[(samples.y != 0) & (samples.y != 255)][0])  # a shape class among the images
+    config = EvalConfig(attacks=["pgd"], eps=[0.0, 0.1], headline_eps=0.1, steps=3, n=4, natural=[],
+                        batch_size=4, targeted=f"{source}:0", gallery=0)
+    targets = run_targets(model, samples, config, info.num_classes, torch.device("cpu"), info.ignore_index)
+    assert torch.equal(targets, torch.where(samples.y == source, torch.zeros_like(samples.y), samples.y))
+    results = run_attack_stage(unet_checkpoint, config, tmp_path / "run", device=torch.device("cpu"),
+                               show_progress=False)
+    shares = _values(results, "target_pixel_share", "pgd")
+    with torch.no_grad():
+        pred = model(samples.x).argmax(1)
+    assert shares[0] == pytest.approx(float((pred[samples.y == source] == 0).float().mean()), abs=1e-6)
+    assert shares[1] >= shares[0]
+
+
+@pytest.mark.parametrize("text, words", [("2:2", "to itself"), ("1:9", "0..5"), ("1:2:3", "SOURCE:TARGET")])
+def test_bad_class_to_class_targets_are_one_line(unet_checkpoint, text, words, capsys):
+    from robustcv.cli import main
+
+    code = main(["attack", "--checkpoint", str(unet_checkpoint), "--targeted", text, "--no-report", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err
+
+
 def test_report_names_the_eps_where_segpgd_is_above_pgd():
     from robustcv.report.queries import Series, weaker_than_pgd
 

@@ -69,7 +69,8 @@ def parse_eps_list(text: str) -> list[float]:
               help="APGD-CE iterations (APGD-T: half, per target class).")
 @click.option("--attack-loss", "attack_loss", type=click.Choice(["ce", "margin", "dlr", "bce"]), default=None,
               help="Loss of FGSM/PGD (default: the task's, ce; bce for multilabel).")
-@click.option("--targeted", default="none", show_default=True, help="none | random | least-likely | CLASS_INDEX")
+@click.option("--targeted", default="none", show_default=True,
+              help="none | random | least-likely | CLASS_INDEX | SOURCE:TARGET (segmenters: one class's pixels to another).")
 @click.option("--defense", "defense_text", default="none", show_default=True,
               help="Input-transform defenses, e.g. none,jpeg:75,median:3,bitdepth:4 (see `robustcv list`).")
 @click.option("--eot-samples", type=click.IntRange(min=1), default=8, show_default=True)
@@ -209,7 +210,7 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
     if "none" not in defenses:
         defenses.insert(0, "none")
     _check_targeted_task(meta.data_info.task.value, params["targeted"])  # --checkpoint: the model's own task
-    _check_targeted(params["targeted"], meta.data_info.num_classes)
+    _check_targeted(params["targeted"], meta.data_info.num_classes, meta.data_info.task.value)
     _check_defenses(defenses)
     attacks = _attack_list(params, meta.data_info.task.value, meta.data_info.num_classes)
     config = EvalConfig(attacks=attacks, eps=eps, headline_eps=headline, norm=params["norm"],
@@ -259,12 +260,17 @@ def _check_targeted_task(task: str, targeted: str) -> None:
         raise click.UsageError("--targeted does not apply to --task multilabel yet; attack untargeted")
 
 
-def _check_targeted(text: str, num_classes: int) -> None:
+def _check_targeted(text: str, num_classes: int, task: str) -> None:
     if text in ("none", "random", "least-likely"):
         return
-    if not text.isdigit() or int(text) >= num_classes:
-        raise click.BadParameter(f"{text!r}: use none, random, least-likely or a class index 0..{num_classes - 1}",
-                                 param_hint="--targeted")
+    classes = text.split(":")
+    pair = len(classes) == 2 and task == "segmentation"
+    if not (len(classes) == 1 or pair) or not all(c.isdigit() and int(c) < num_classes for c in classes):
+        pairs = ", or SOURCE:TARGET (the pixels of one class to another)" if task == "segmentation" else ""
+        raise click.BadParameter(f"{text!r}: use none, random, least-likely, a class index 0..{num_classes - 1}"
+                                 f"{pairs}", param_hint="--targeted")
+    if pair and classes[0] == classes[1]:
+        raise click.BadParameter(f"{text!r} sends a class to itself", param_hint="--targeted")
 
 
 def _check_before_writing(config: EvalConfig, meta) -> None:

@@ -131,7 +131,7 @@ def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: Da
                     targeted: bool) -> tuple[list[Record], list[MinEps]]:
     """Tidy records and per-sample minimal eps for one defense."""
     if run.clean_confusion is not None:
-        return _segmentation_records(run, model_name, info, _single_target(samples, info)), []
+        return _segmentation_records(run, model_name, info, _target_pair(samples, info)), []
     if run.clean_margins is not None:
         return _multilabel_records(run, model_name, samples, info)
     n = len(samples.y)
@@ -150,26 +150,31 @@ def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: Da
     return records, min_eps_rows
 
 
-def _single_target(samples: Samples, info: DataInfo) -> int | None:
-    """The class every valid pixel is sent to (``--targeted CLASS``), else None."""
+def _target_pair(samples: Samples, info: DataInfo) -> tuple[int | None, int] | None:
+    """``(None, B)`` when every valid pixel is sent to class B (``--targeted B``), ``(A, B)`` when
+    only class A's pixels are (``--targeted A:B``), else None (random or least-likely targets)."""
     if samples.target is None:
         return None
-    aimed = samples.target[samples.target != info.ignore_index] if info.ignore_index is not None else samples.target
-    classes = aimed.unique()
-    return int(classes[0]) if len(classes) == 1 else None
+    valid = samples.target != info.ignore_index if info.ignore_index is not None else torch.ones_like(samples.y, dtype=torch.bool)
+    aimed = samples.target[valid].unique()
+    if len(aimed) == 1:
+        return None, int(aimed[0])
+    moved = valid & (samples.target != samples.y)
+    sources, targets = samples.y[moved].unique(), samples.target[moved].unique()
+    return (int(sources[0]), int(targets[0])) if len(sources) == 1 and len(targets) == 1 else None
 
 
 def _segmentation_records(run: DefenseRun, model_name: str, info: DataInfo,
-                          target_class: int | None = None) -> list[Record]:
+                          target: tuple[int | None, int] | None = None) -> list[Record]:
     """A segmenter's records: clean and attacked mIoU and pixel accuracy, per-class IoU of the
-    worst case; with a single target class, the share of valid pixels predicted as it. (Minimal
+    worst case; with a target class, the share of the targeted pixels predicted as it. (Minimal
     eps per image is left out: an image is rarely fooled whole.)"""
     records = clean_segmentation_records(run.clean_confusion, model_name, run.spec)
     for outcome in run.outcomes + [run.worst]:
         records += segmentation_records(outcome, model_name, run.spec, run.clean_correct,
                                         per_sample_metrics=outcome is not run.worst)
-        if target_class is not None:
-            records += target_share_records(outcome, model_name, run.spec, target_class)
+        if target is not None:
+            records += target_share_records(outcome, model_name, run.spec, target[1], source=target[0])
     return records + class_iou_records(run.worst, model_name, run.spec, info.classes)
 
 

@@ -83,13 +83,16 @@ def class_iou_records(outcome: Outcome, model: str, defense: str, classes: Seque
     return records
 
 
-def target_share_records(outcome: Outcome, model: str, defense: str, target_class: int) -> list[Record]:
-    """Targeted segmentation: the share of valid pixels predicted as ``target_class`` per eps
-    (``target_pixel_share``), from the kept adversarials' confusion matrices."""
+def target_share_records(outcome: Outcome, model: str, defense: str, target_class: int,
+                         source: int | None = None) -> list[Record]:
+    """Targeted segmentation: per eps, the share of the targeted pixels predicted as
+    ``target_class`` (``target_pixel_share``): every valid pixel, or with ``source`` the pixels
+    whose true class is ``source`` (``--targeted A:B``), from the kept adversarials' matrices."""
     records = []
     for j, eps in enumerate(outcome.eps):
         cm = outcome.matrices("miou")[j].sum(0)
-        share = float(cm[:, target_class].sum() / cm.sum().clamp_min(1))
+        aimed = cm if source is None else cm[source : source + 1]
+        share = float(aimed[:, target_class].sum() / aimed.sum().clamp_min(1))
         records.append(Record(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
                               eps=float(eps), metric="target_pixel_share", value=round(share, 6),
                               n=outcome.correct.shape[1]))

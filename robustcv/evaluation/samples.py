@@ -56,6 +56,11 @@ def run_targets(model: nn.Module, samples: Samples, config: EvalConfig, num_clas
         return None
     from attacks.targets import make_targets
 
+    if ":" in config.targeted:  # segmentation: the pixels of class A to class B, the others left alone
+        from attacks.targets import class_to_class
+
+        source, target = (int(c) for c in config.targeted.split(":"))
+        return class_to_class(samples.y, source, target, ignore_index)
     mode, given = ("given", int(config.targeted)) if config.targeted.isdigit() else (config.targeted, None)
     if given is not None and not 0 <= given < num_classes:
         raise UserError(f"--targeted class {given} is outside 0..{num_classes - 1}")
