@@ -229,8 +229,8 @@ class APGD(_APGDBase):
     sample's step halves, and it restarts from its best point, when fewer than ``rho`` of its
     steps since the last checkpoint raised the loss, or when neither its step nor its best loss
     changed. Per sample the result is the first successful iterate, else the highest-loss one (or
-    the one the objective's ``selection_score`` ranks highest: for the segmentation losses that
-    stop counting flipped pixels, the most fooled pixels).
+    the one the objective's ``selection_score`` ranks highest: for segmentation, SEA's rule, the
+    most fooled pixels).
 
     Cost: per restart, ``steps`` forward+backward passes per active sample (one at the random
     start, one after each step but the last, whose iterate only needs a forward pass); with

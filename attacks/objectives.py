@@ -173,12 +173,10 @@ class Segmentation(Objective):
         return hit >= self.threshold if targeted else (1.0 - hit) >= self.threshold
 
     def selection_score(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor | None:
-        """The share of valid pixels fooled (on target when targeted) for the losses that stop
-        counting a pixel once it flips (``DIRECTED``): their value falls as the attack succeeds, so
-        the highest-loss point would be an early one (SEA keeps the lowest-accuracy iterate for the
-        same reason). Other losses rank by themselves (``None``)."""
-        if self.loss_name not in self.DIRECTED:
-            return None
+        """The share of valid pixels fooled (on target when targeted), whatever the loss: what the
+        evaluation measures is right pixels, not the loss. For the losses that stop counting a
+        pixel once it flips (``DIRECTED``) the highest-loss point would even be an early one; SEA
+        (Croce et al. 2024) keeps the lowest-accuracy iterate for every loss."""
         hit = self.hit_fraction(logits, labels)
         return hit if targeted else 1.0 - hit
 

@@ -84,7 +84,7 @@ def test_targeted_apgd_reaches_targets(digits):
         APGD(targeted=True)(model, x, y, 0.1)
 
 
-def test_segmentation_objective_keeps_shape_and_raises_the_masked_loss():
+def test_segmentation_objective_keeps_shape_and_fools_more_pixels():
     model, objective = TinySegmenter(), Segmentation(ignore_index=255)
     x, y = torch.rand(3, 3, 6, 6), torch.randint(0, 4, (3, 6, 6))
     y[:, 0] = 255
@@ -92,17 +92,19 @@ def test_segmentation_objective_keeps_shape_and_raises_the_masked_loss():
         x_adv = APGD(norm=norm, steps=10, objective=objective, seed=0)(model, x, y, eps)
         assert x_adv.shape == x.shape and _within(norm, x, x_adv, eps)
         with torch.no_grad():
-            assert (objective.loss(model(x_adv), y) > objective.loss(model(x), y)).all()
+            clean, attacked = objective.hit_fraction(model(x), y), objective.hit_fraction(model(x_adv), y)
+        assert (attacked <= clean).all() and attacked.sum() < clean.sum()
 
 
-def test_restarts_keep_the_best_loss_for_segmentation():
-    """Nothing is ever 'fooled' here, so each sample must get the highest-loss point of all runs."""
-    model, objective = TinySegmenter(), Segmentation(ignore_index=255)
+def test_restarts_keep_the_most_fooled_point_for_segmentation():
+    """Nothing is ever wholly 'fooled' here (threshold 1), so each image must get the point with
+    the fewest right pixels of all runs (SEA's rule), whatever its loss."""
+    model, objective = TinySegmenter(), Segmentation(ignore_index=255, threshold=1.0)
     x, y = torch.rand(4, 3, 6, 6), torch.randint(0, 4, (4, 6, 6))
     with torch.no_grad():  # APGD takes its gradients even here
-        one = objective.loss(model(APGD(steps=5, objective=objective, seed=0)(model, x, y, 0.05)), y)
-        three = objective.loss(model(APGD(steps=5, restarts=3, objective=objective, seed=0)(model, x, y, 0.05)), y)
-    assert (three >= one - 1e-6).all()
+        one = objective.hit_fraction(model(APGD(steps=5, objective=objective, seed=0)(model, x, y, 0.05)), y)
+        three = objective.hit_fraction(model(APGD(steps=5, restarts=3, objective=objective, seed=0)(model, x, y, 0.05)), y)
+    assert (three <= one + 1e-6).all()
 
 
 def test_registered_names_and_bad_arguments():
