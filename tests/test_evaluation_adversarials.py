@@ -89,3 +89,54 @@ def test_save_eps_off_the_grid_is_one_line(checkpoint, tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "--save-adversarials" in lines[0], lines
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# per-sample minimal norms from a minimization attack (foolbox's FMN)
+
+
+def test_minimal_norms_of_a_minimization_attack(checkpoint, tmp_path):
+    import foolbox as fb
+
+    run = tmp_path / "run"
+    attack = "foolbox:L2FMNAttack(steps=20)"
+    results = _attack(checkpoint, run, "--norm", "l2", "--eps", "0,0.5,1,2", "--attack", f"pgd,{attack}",
+                      "--save-adversarials", "--n", "30", "--report", "--report-dir", str(tmp_path / "report"))
+    (row,) = [m for m in results.min_eps if m.exact]
+    (grid,) = [m for m in results.min_eps if m.attack == attack and not m.exact]
+    assert row.attack == attack and len(row.values) == 30
+    # foolbox itself, unbounded, on the same clean images (order from the saved adversarials' index)
+    model, meta = load_model(checkpoint)
+    clean, labels = as_tensors(get_dataset(meta.data).test)
+    index = load_file(str(run / "adversarials" / "none.safetensors"))["index"]
+    x, y = clean[index].float(), labels[index]
+    fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0))
+    raw, _, _ = fb.attacks.L2FMNAttack(steps=20)(fmodel, x, y, epsilons=None)
+    with torch.no_grad():
+        clean_wrong = model(x).argmax(1) != y
+        fooled = model(raw).argmax(1) != y
+    theirs = (raw - x).flatten(1).norm(dim=1)
+    for i, value in enumerate(row.values):
+        if clean_wrong[i]:
+            assert value == 0.0
+        elif fooled[i]:  # ours is foolbox's, or smaller where the budgeted grid run found smaller
+            assert value is not None and value <= theirs[i] + 1e-5, (i, value, float(theirs[i]))
+            budgeted = grid.values[i] if grid.values[i] is not None else float("inf")
+            assert value == pytest.approx(float(theirs[i]), abs=1e-5) or value <= budgeted + 1e-6
+        else:
+            assert value is None or grid.values[i] is not None
+        if grid.values[i] is not None:  # never above the grid eps that fooled it
+            assert value is not None and value <= grid.values[i] + 1e-6
+    assert int((fooled & ~clean_wrong).sum()) >= 10  # the foolbox branch above is exercised
+    found = [v for v in row.values if v is not None]
+    (median,) = [r.value for r in results.records if r.metric == "minimal_norm_median" and r.attack == attack]
+    assert median == pytest.approx(float(torch.tensor(found).median()), abs=1e-6) and 0 < median < 10
+    assert "Each sample's smallest perturbation" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_only_minimization_attacks_offer_minimal():
+    from attacks import get_attack
+
+    assert get_attack("foolbox:DDNAttack").minimizes and not get_attack("foolbox:LinfPGD").minimizes
+    with pytest.raises(TypeError, match="not a minimization attack"):
+        get_attack("pgd").minimal(torch.nn.Flatten(), torch.rand(1, 1, 2, 2), torch.zeros(1, dtype=torch.long))
