@@ -118,7 +118,8 @@ def test_last_n_on_a_generic_convnet_trains_exactly_the_last_stages_and_the_head
     model = build_model(ModelSpec("shufflenet_v2_x0_5"), INFO)  # children: conv1 maxpool stage2-4 conv5 fc
     FreezePlan.parse("last:2").apply(model, epoch=0)
     names = {n for n, _ in model.named_parameters()}
-    expected = {n for n in names if n.startswith(("net.head.", "net.backbone.body.stage4.", "net.backbone.body.conv5."))}
+    trained = ("net.head.", "net.backbone.body.stage4.", "net.backbone.body.conv5.")
+    expected = {n for n in names if n.startswith(trained)}
     assert _trainable(model) == expected and len(expected) < len(names)
     FreezePlan.parse("last:2").set_train_mode(model, epoch=0)
     assert model.net.backbone.body.conv5.training and not model.net.backbone.body.stage3.training
@@ -199,7 +200,8 @@ def test_checkpoint_of_a_generic_model_reloads_to_identical_logits(tmp_path, nam
     with torch.no_grad():
         for p in model.net.head.parameters():
             p.normal_()
-    write_checkpoint_files(tmp_path, model, ModelMetadata(name="m", data=DataSpec("shapes"), data_info=INFO, model=spec))
+    meta = ModelMetadata(name="m", data=DataSpec("shapes"), data_info=INFO, model=spec)
+    write_checkpoint_files(tmp_path, model, meta)
     assert json.loads((tmp_path / "model.json").read_text())["model"]["name"] == name
     loaded, _ = load_model(tmp_path)
     x = torch.rand(3, 3, 32, 32)

@@ -37,8 +37,8 @@ def list_command() -> None:
     ]
     stdout.print(table("robustcv knows", ("kind", "names"), rows))
     for label, catalog in CATALOGS.items():
-        stdout.print(table(f"{label} classifiers: --model FAMILYVARIANT (e.g. resnet18, convnext_tiny)", ("family", "variants"),
-                           compact(list(catalog.names()))))
+        title = f"{label} classifiers: --model FAMILYVARIANT (e.g. resnet18, convnext_tiny)"
+        stdout.print(table(title, ("family", "variants"), compact(list(catalog.names()))))
 
 
 def _catalog_line(label: str, count: int) -> str:
