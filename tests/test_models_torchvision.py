@@ -24,7 +24,7 @@ from robustcv.data import DataSpec, as_tensors, get_dataset
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 from robustcv.models import FreezePlan, ModelSpec, backbone_blocks, build_model, get_entry
-from robustcv.models.tv_generic import AUX_FREE, input_rule
+from robustcv.models.tv_generic import AUX_FREE, input_rule, make
 from robustcv.tasks import Task
 
 INFO = DataInfo(name="tiny", task=Task.CLASSIFICATION, classes=("a", "b", "c"), channels=3,
@@ -146,6 +146,16 @@ def test_fixed_and_minimum_input_sizes():
     with pytest.raises(UserError, match="inception_v3 takes images of at least 75x75"):
         build_model(ModelSpec("inception_v3", input_size=64), GRAY)
     assert input_rule("inception_v3").default == 299 and input_rule("resnet101").default is None
+
+
+def test_a_vit_is_built_for_its_weights_grid(monkeypatch):
+    """vit_h_14's weights are for 518 px (the others' 224): the position embedding must match,
+    and the input is resized to it (not built here: 632M parameters)."""
+    seen = {}
+    monkeypatch.setattr(torchvision.models, "get_model", lambda name, **kwargs: seen.update(kwargs))
+    make("vit_h_14")
+    grid = torchvision.models.get_model_weights("vit_h_14").DEFAULT.meta["min_size"][0]
+    assert seen["image_size"] == grid == input_rule("vit_h_14").default and seen["weights"] is None
 
 
 # ---------------------------------------------------------------------------------------------

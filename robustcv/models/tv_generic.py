@@ -3,7 +3,7 @@
 - **Catalog**: ``torchvision.models.list_models(module=torchvision.models)``: the ImageNet
   classifiers only (detection, segmentation, video and quantized models live in submodules).
 - **Build**: ``get_model(name, weights=None)``; Inception-v3 and GoogLeNet without their
-  auxiliary classifiers (see ``AUX_FREE``).
+  auxiliary classifiers (see ``AUX_FREE``); ViTs with their weights' grid (``make``).
 - **Head**: the last ``nn.Linear`` inside the first of ``fc``, ``classifier``, ``heads``, ``head``
   becomes ``nn.Identity``, so what came before it (VGG's/AlexNet's hidden layers, ConvNeXt's
   LayerNorm, MaxViT's pre-logits) stays in the backbone, as in torchvision's fine-tuning recipe.
@@ -49,8 +49,13 @@ def classifier_names() -> tuple[str, ...]:
 
 
 def make(name: str) -> nn.Module:
-    """torchvision ``name`` with random weights (no download), aux classifiers left out."""
-    return torchvision.models.get_model(name, weights=None, **AUX_FREE.get(name, {}))
+    """torchvision ``name`` with random weights (no download), aux classifiers left out; a ViT's
+    position embedding sized for its weights' grid (as torchvision does when given weights:
+    518 px for ``vit_h_14``, 224 for the others)."""
+    kwargs = dict(AUX_FREE.get(name, {}))
+    if name.startswith("vit_"):
+        kwargs["image_size"] = _meta_min_size(name)
+    return torchvision.models.get_model(name, weights=None, **kwargs)
 
 
 def remove_head(model: nn.Module) -> tuple[str, ...]:
