@@ -4,7 +4,8 @@
 max_iter=10)`` pass their keyword arguments to the peer's constructor. The peer library is
 imported only when such an attack is built. Our base class still owns the contract: eval mode,
 frozen parameters, clipping to the eps ball and [0, 1], eps 0 returns ``x``. Minimal-norm attacks
-(CW, DeepFool, FMN) get eps as their ``epsilons`` (foolbox) and are clipped to it.
+(CW, DeepFool, FMN) get eps as their ``epsilons`` (foolbox) and are clipped to it; foolbox's
+minimization attacks also offer ``minimal`` (no budget: each sample's smallest adversarial).
 ``get_attack("torchattacks:AutoAttack", version="standard")`` builds the torchattacks class
 per call with the call's eps (their constructors take the model and eps). The adapters support
 classification only (labels of shape [B]).
@@ -79,16 +80,22 @@ class FoolboxAttack(Attack):
             raise ValueError(f"foolbox:{name} measures distance with p={p}; only L∞ and L2 are supported")
         super().__init__(norm=Norm.L2 if p == 2 else Norm.LINF, targeted=targeted, seed=seed)
         self.name = f"foolbox:{name}"
+        self.minimizes = isinstance(self.peer, fb.attacks.base.MinimizationAttack)
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
             generator: torch.Generator | None) -> torch.Tensor:
+        return self._call_peer(model, x, labels, eps)[1]  # clipped to eps
+
+    def run_minimal(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self._call_peer(model, x, labels, None)[0]  # None: minimize, no budget
+
+    def _call_peer(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float | None) -> tuple:
         _check_classification(labels, "foolbox")
         fb = _import("foolbox", "foolbox")
         fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
         criterion = fb.criteria.TargetedMisclassification(labels) if self.targeted else labels
         with _seeded(self.seed):
-            _, clipped, _ = self.peer(fmodel, x, criterion, epsilons=eps)
-        return clipped
+            return self.peer(fmodel, x, criterion, epsilons=eps)
 
     def _repr_args(self) -> dict:
         return {"name": self.name, **super()._repr_args()}

@@ -36,6 +36,9 @@ class Attack(abc.ABC):
     the model's previous train/eval mode and ``requires_grad`` flags are restored.
     """
 
+    minimizes: bool = False
+    """Whether the attack can also search each sample's smallest adversarial (``minimal``)."""
+
     def __init__(self, norm: Norm | str = "linf", objective: Objective | str | LossFn = "ce",
                  targeted: bool = False, seed: int | None = None) -> None:
         self.norm = Norm.parse(norm)
@@ -59,6 +62,26 @@ class Attack(abc.ABC):
         with eval_frozen(model):
             x_adv = self.run(model, x0, labels, eps, self._generator(x, keys))
         return self.clip(x0, x_adv.detach().to(x.dtype), eps)
+
+    def minimal(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                target: torch.Tensor | None = None) -> torch.Tensor:
+        """A minimization attack's smallest adversarial per sample, with no budget, in [0, 1].
+
+        Samples it could not fool come back as whatever it ended on: judge them. Only for
+        attacks with ``minimizes``; same eval-mode and no-in-place contract as ``__call__``.
+        """
+        if not self.minimizes:
+            raise TypeError(f"{type(self).__name__} is not a minimization attack")
+        self._check(x, y, 0.0, target)
+        if x.shape[0] == 0:
+            return x.clone()
+        with eval_frozen(model):
+            x_adv = self.run_minimal(model, x.detach(), target if self.targeted else y)
+        return x_adv.detach().to(x.dtype).clamp_(0.0, 1.0)
+
+    def run_minimal(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The unbounded search behind ``minimal`` (subclasses with ``minimizes``)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,

@@ -133,12 +133,13 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
         ``(model, metadata)`` with the model in eval mode on ``device``.
     """
     from robustcv.models import build_model
+    from robustcv.models.weights import versioned
 
     meta = read_metadata(directory)
     state = read_weights(directory)
     model = build_model(dataclasses.replace(meta.model, weights=None), meta.data_info)
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(versioned(state, model), strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"weights in {directory} do not fit the model in its model.json: {first}") from None

@@ -8,7 +8,8 @@ Schema ``robustcv.results/1``::
               headline_eps, n, dataset{DataSpec}, data_info{DataInfo}},
       "models": [{name, checkpoint, spec_hash, model_json}],   # model_json: path to model.json
       "records": [Record...],              # tidy: one per (model, defense, attack, adaptive, eps, metric)
-      "min_eps": [MinEps...],              # per-sample minimal eps on the grid (None = never fooled)
+      "min_eps": [MinEps...],              # per-sample minimal eps on the grid (None = never fooled);
+                                           # exact: a minimization attack's per-sample minimal norm
       "sanity_checks": [SanityCheck...],
       "gallery": [GalleryItem...],         # image paths relative to the run directory
     }
@@ -24,7 +25,8 @@ Metric names: ``clean_accuracy``, ``robust_accuracy``, ``attack_success_rate``,
 ``f1_macro``, ``f1_micro``, ``hamming_loss`` (each also as ``clean_*``) and per class
 ``class_flip_rate``, their ``robust_accuracy`` being the exact match under attack. Natural-transformation sweeps use
 attack names ``natural:<kind>`` with the transform's parameter in ``eps``. Worst case over attacks
-uses attack name ``worst-case``.
+uses attack name ``worst-case``. Minimization attacks add ``minimal_norm_median`` (over the samples
+they fooled) and ``minimal_norm_fooled`` (that share), at eps 0.
 """
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ class Record:
 
 @dataclass
 class MinEps:
-    """Per-sample minimal eps on the grid at which the attack succeeded (None: never)."""
+    """Per-sample minimal eps on the grid at which the attack succeeded (None: never); with
+    ``exact``, the norm of a minimization attack's smallest adversarial instead (not on the grid)."""
 
     model: str
     defense: str
@@ -74,6 +77,7 @@ class MinEps:
     adaptive: bool
     labels: list[int]
     values: list[float | None]
+    exact: bool = False
 
 
 @dataclass

@@ -127,7 +127,7 @@ def test_spec_rejects_bad_values(kwargs):
 
 
 @pytest.mark.parametrize("name, fragment", [
-    ("resnet19", "unknown model 'resnet19'; known: deep_cnn"),
+    ("resnet19", r"unknown model 'resnet19'; did you mean resnet18.*\(`robustcv list`"),
     ("dual:resnet18", r"dual:A\+B"),
     ("dual:resnet18+nope", "unknown model 'nope'"),
 ])

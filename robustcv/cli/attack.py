@@ -79,6 +79,9 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--n", "--samples", "n", type=click.IntRange(min=1), default=500, show_default=True,
               help="Test samples to attack (--samples under torchrun, whose own --n… flags clash); "
                    "segmenters: 100 unless given.")
+@click.option("--save-adversarials", "save_adversarials", is_flag=False, flag_value="headline", default=None,
+              metavar="[EPS]", help="Save each sample's worst-case adversarial at this grid eps (alone: the "
+                                    "headline eps) to <run>/adversarials/<defense>.safetensors.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default ./runs/<model>).")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Default ./reports/<run>.")
@@ -218,9 +221,22 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
                         rel_step_size=params["rel_step_size"], restarts=params["restarts"], apgd_steps=params["apgd_steps"],
                         loss=params["attack_loss"], targeted=params["targeted"], defenses=defenses,
                         eot_samples=params["eot_samples"], natural=natural, n=_sample_count(params, meta),
-                        batch_size=params["eval_batch_size"], seed=params["seed"])
+                        batch_size=params["eval_batch_size"], seed=params["seed"],
+                        save_adversarials=_save_eps(params["save_adversarials"], headline))
     _check_before_writing(config, meta)
     return config
+
+
+def _save_eps(text: str | None, headline: float) -> float | None:
+    """``--save-adversarials``: None (off), the headline eps (flag alone) or a fraction."""
+    if text is None:
+        return None
+    if text == "headline":
+        return headline
+    try:
+        return parse_fraction(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--save-adversarials") from None
 
 
 SEGMENTATION_SAMPLES = 100  # every image is attacked at every eps (none falls early): a CPU-sized default

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from robustcv.console import stdout, table
+from robustcv.models.tv_generic import compact
 from robustcv.tasks import Task
 from robustcv.training.augment import POLICY_HELP
 from robustcv.training.recipe import ADV_TRAIN, LOSSES, OPTIMIZERS, SCHEDULES
@@ -17,11 +18,13 @@ def list_command() -> None:
     from robustcv.data import list_datasets
     from robustcv.evaluation.config import NATURAL_KINDS
     from robustcv.models import list_models
+    from robustcv.models.registry import CATALOGS
 
     by_task = [(f"{kind} ({task.value})", ", ".join(lister(task=task)))
                for task in Task for kind, lister in (("datasets", list_datasets), ("models", list_models))]
     rows = [
         *[row for row in by_task if row[1]],
+        *[(f"models ({label})", _catalog_line(label, len(list(c.names())))) for label, c in CATALOGS.items()],
         ("freeze plans", "full, head, last:N, staged:EPOCH"),
         ("optimizers", ", ".join(OPTIMIZERS)),
         ("schedules", ", ".join(SCHEDULES)),
@@ -33,3 +36,11 @@ def list_command() -> None:
         ("defenses", ", ".join(list_defenses())),
     ]
     stdout.print(table("robustcv knows", ("kind", "names"), rows))
+    for label, catalog in CATALOGS.items():
+        title = f"{label} classifiers: --model FAMILYVARIANT (e.g. resnet18, convnext_tiny)"
+        stdout.print(table(title, ("family", "variants"), compact(list(catalog.names()))))
+
+
+def _catalog_line(label: str, count: int) -> str:
+    return (f"any of the {count} classifiers in {label}.models.list_models(), by name "
+            f"(e.g. vgg19_bn, inception_v3, efficientnet_b2, vit_b_16), with a new head; table below")

@@ -145,7 +145,9 @@ model_options = _stack(
     click.option("--weights", default=None, help="Pretrained weights: 'imagenet' or a local file."),
     click.option("--hidden", type=int, default=0, show_default=True, help="Hidden units in the new head (0: none)."),
     click.option("--dropout", type=float, default=0.0, show_default=True),
-    click.option("--input-size", type=int, default=None, help="Resize inputs to this size inside the model."),
+    click.option("--input-size", type=int, default=None,
+                 help="Resize inputs to this size inside the model (default: the model's own, e.g. 224 for "
+                      "ViT, 299 for inception_v3; else small images are upscaled to its minimum)."),
 )
 
 recipe_options = _stack(

@@ -88,7 +88,7 @@ def run_outcome(attack, attack_name: str, threat: ThreatModel, samples, config: 
     worst case (a sample fooled before stays fooled).
     """
     builder = OutcomeBuilder(attack_name, threat.adaptive, config.eps, config.norm, config.headline_index,
-                             objective=attack.objective)
+                             objective=attack.objective, save_index=config.save_index)
     total = len(samples.x) * config.progress_scale
     task = progress.add_task(label, total=total, status="") if progress is not None else None
     for start in range(0, len(samples.x), config.batch_size):

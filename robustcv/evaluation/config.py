@@ -60,6 +60,9 @@ class EvalConfig:
         natural: natural-transformation sweeps to run.
         n, batch_size, seed: samples evaluated, batch size, seed.
         gallery: number of examples saved.
+        save_adversarials: an eps of the grid whose per-sample worst-case adversarials are saved
+            (``adversarials/<defense>.safetensors``, see ``robustcv.evaluation.adversarials``);
+            None: none saved.
     """
 
     attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
@@ -81,6 +84,7 @@ class EvalConfig:
     batch_size: int = 250
     seed: int = 0
     gallery: int = 8
+    save_adversarials: float | None = None
     progress_scale: int = dataclasses.field(default=1, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +98,11 @@ class EvalConfig:
         """Where the headline eps sits on the grid (``check_config`` guarantees it is there)."""
         return self.eps.index(self.headline_eps) if self.headline_eps in self.eps else len(self.eps) - 1
 
+    @property
+    def save_index(self) -> int | None:
+        """Where the ``save_adversarials`` eps sits on the grid (None: nothing saved)."""
+        return None if self.save_adversarials is None else self.eps.index(self.save_adversarials)
+
 
 def check_config(config: EvalConfig) -> None:
     """Refuse configurations that cannot give meaningful numbers, with one line (the one place
@@ -106,6 +115,8 @@ def check_config(config: EvalConfig) -> None:
         raise UserError(f"--eps {config.eps[-1]} is larger than the whole [0, 1] pixel range")
     if config.headline_eps not in config.eps:
         raise UserError(f"headline eps {config.headline_eps:.4g} is not on the eps grid {config.eps}")
+    if config.save_adversarials is not None and config.save_adversarials not in config.eps:
+        raise UserError(f"--save-adversarials {config.save_adversarials:.4g} is not on the eps grid {config.eps}")
     if not config.attacks:
         raise UserError("--attack needs at least one attack, e.g. fgsm,pgd")
     if config.n < 1 or config.batch_size < 1 or config.steps < 1:

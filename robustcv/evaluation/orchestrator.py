@@ -17,10 +17,12 @@ import torch
 from robustcv.checkpoint import ModelMetadata, load_model
 from robustcv.console import progress_bar
 from robustcv.data.base import DataInfo
+from robustcv.evaluation.adversarials import save_adversarials
 from robustcv.evaluation.config import EvalConfig, check_config
 from robustcv import distributed
 from robustcv.evaluation.defense_run import DefenseRun, defense_records, evaluate_defense, merge_runs, shard_state
 from robustcv.evaluation.gallery import gallery_for
+from robustcv.evaluation.minimal import minimal_norm_rows
 from robustcv.evaluation.natural import natural_records
 from robustcv.evaluation.records import attach_intervals
 from robustcv.evaluation.samples import run_targets, select_samples
@@ -60,9 +62,13 @@ def run_attack_stage(checkpoint: Path, config: EvalConfig, out_dir: Path, *, dev
             results.records += records
             results.min_eps += min_eps_rows
         results.records += natural_records(meta.name, model, samples, objective, config, device)
+        minimal_rows, minimal_records = minimal_norm_rows(meta.name, runs, samples, objective, config, device)
+        results.min_eps += minimal_rows
+        results.records += minimal_records
         attach_intervals(results.records)
     results.sanity_checks = sanity_checks(meta.name, model, runs, samples, objective, config, device)
     results.gallery = gallery_for(out_dir, meta.name, runs[0], samples, info.classes, config, device)
+    save_adversarials(out_dir, runs, samples, config, meta.name)
     write_json_atomic(out_dir / "config.json", {"checkpoint": str(checkpoint), **config.to_dict()})
     results.save(out_dir / "results.json")
     return results

@@ -41,6 +41,7 @@ class Outcome:
     # (which then holds the mIoU-greedy choice); None: ``confusion`` serves both.
     accuracy_confusion: torch.Tensor | None = None
     label_margins: torch.Tensor | None = None  # multilabel: [E, N, K] label margins of the kept adversarials
+    saved: torch.Tensor | None = None  # kept adversarials at the eps of ``--save-adversarials``
 
     def matrices(self, metric: str) -> torch.Tensor | None:
         """The per-image confusion matrices ``[E, N, K, K]`` that ``metric`` is computed from."""
@@ -67,12 +68,12 @@ class OutcomeBuilder:
     """Folds batches of per-eps adversarials into an ``Outcome``."""
 
     def __init__(self, attack: str, adaptive: bool, eps: list[float], norm: str, headline_index: int,
-                 objective: Objective | None = None) -> None:
+                 objective: Objective | None = None, save_index: int | None = None) -> None:
         self.attack, self.adaptive, self.eps, self.norm = attack, adaptive, eps, norm
         self.objective = objective or Classification()
-        self.headline_index = headline_index
-        self.parts: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr", "headline", "confusion", "margins")}
+        self.headline_index, self.save_index = headline_index, save_index
+        self.parts: dict[str, list[torch.Tensor]] = {k: [] for k in (
+            "correct", "hit", "conf", "linf", "l2", "psnr", "headline", "saved", "confusion", "margins")}
         self.seconds = [0.0] * len(eps)
         self.grad_calls = 0
         self.max_violation = 0.0
@@ -117,6 +118,8 @@ class OutcomeBuilder:
             self.seconds[j] += seconds[j]
             if j == self.headline_index:
                 self.parts["headline"].append(kept.clone())
+            if j == self.save_index:
+                self.parts["saved"].append(kept.clone())
         for key, values in rows.items():
             self.parts[key].append(torch.stack(values))
         if confusions:
@@ -137,7 +140,7 @@ class OutcomeBuilder:
         rows["psnr"].append(torch.where(mse > 0, 10 * torch.log10(1.0 / mse.clamp_min(1e-20)), torch.nan))
 
     def build(self) -> Outcome:
-        cat = {k: torch.cat(v, dim=1) for k, v in self.parts.items() if k != "headline" and v}
+        cat = {k: torch.cat(v, dim=1) for k, v in self.parts.items() if k not in ("headline", "saved") and v}
         confusion = cat.get("confusion")
         return Outcome(
             attack=self.attack, adaptive=self.adaptive, eps=list(self.eps), correct=cat["correct"],
@@ -145,6 +148,7 @@ class OutcomeBuilder:
             seconds=self.seconds, grad_calls=self.grad_calls,
             headline=torch.cat(self.parts["headline"]) if self.parts["headline"] else None,
             max_violation=self.max_violation, confusion=confusion, label_margins=cat.get("margins"),
+            saved=torch.cat(self.parts["saved"]) if self.parts["saved"] else None,
         )
 
 
@@ -204,6 +208,7 @@ def merge_outcomes(parts: list[Outcome]) -> Outcome:
     per_sample = {name: torch.cat([getattr(p, name) for p in parts], dim=1)
                   for name in ("correct", "hit_target", "confidence", "linf", "l2", "psnr")}
     headlines = [p.headline for p in parts if p.headline is not None]
+    saved = [p.saved for p in parts if p.saved is not None]
     if first.confusion is not None:
         per_sample["confusion"] = torch.cat([p.confusion for p in parts], dim=1)
     if first.label_margins is not None:
@@ -212,4 +217,5 @@ def merge_outcomes(parts: list[Outcome]) -> Outcome:
                    seconds=[max(s) for s in zip(*(p.seconds for p in parts))],
                    grad_calls=sum(p.grad_calls for p in parts),
                    headline=torch.cat(headlines) if len(headlines) == len(parts) else None,
+                   saved=torch.cat(saved) if len(saved) == len(parts) else None,
                    max_violation=max(p.max_violation for p in parts), extra=dict(first.extra))

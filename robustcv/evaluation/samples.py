@@ -17,21 +17,25 @@ from robustcv.evaluation.config import EvalConfig
 @dataclass
 class Samples:
     """The evaluated images, labels, (for targeted attacks) targets, and each sample's key: its
-    index in the whole evaluated set, which keys its random draws (design rule 8)."""
+    index in the whole evaluated set, which keys its random draws (design rule 8); ``index``: its
+    index in the test split."""
 
     x: torch.Tensor
     y: torch.Tensor
     target: torch.Tensor | None = None
     keys: torch.Tensor | None = None
+    index: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.keys is None:
             self.keys = torch.arange(len(self.y))
+        if self.index is None:
+            self.index = self.keys.clone()
 
     def part(self, rows: slice) -> "Samples":
         """The samples ``rows`` (keys kept: a sample's draws do not depend on its shard)."""
         return Samples(self.x[rows], self.y[rows], None if self.target is None else self.target[rows],
-                       self.keys[rows])
+                       self.keys[rows], self.index[rows])
 
     def head(self, n: int) -> "Samples":
         """The first ``n`` samples."""
@@ -45,7 +49,7 @@ def select_samples(meta: ModelMetadata, n: int, seed: int) -> tuple[Samples, Dat
                        splits.info.classes)
     x, y = as_tensors(splits.test)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: min(n, len(x))]
-    return Samples(x[order].float(), y[order]), meta.data_info
+    return Samples(x[order].float(), y[order], index=order), meta.data_info
 
 
 def run_targets(model: nn.Module, samples: Samples, config: EvalConfig, num_classes: int,

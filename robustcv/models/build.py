@@ -4,7 +4,7 @@ from __future__ import annotations
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 from robustcv.models.dual import build_dual
-from robustcv.models.registry import DUAL_PREFIX, MODELS
+from robustcv.models.registry import DUAL_PREFIX, resolve_model
 from robustcv.models.spec import ModelSpec
 from robustcv.models.wrapper import RobustModel
 from robustcv.tasks import Task
@@ -30,7 +30,7 @@ def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
         _check_task(spec.name, info.task, (Task.CLASSIFICATION,))
         net = build_dual(spec.name, **kwargs)
     else:
-        _, entry, argument = MODELS.resolve(spec.name)  # argument: a family's part after the colon
+        entry, argument = resolve_model(spec.name)  # argument: a family's part after the colon
         _check_task(spec.name, info.task, entry.tasks)
         net = entry.builder(argument, **kwargs) if argument else entry.builder(**kwargs)
     if spec.weights:

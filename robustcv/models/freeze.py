@@ -28,7 +28,8 @@ PLANS = "full, head, last:N, staged:EPOCH"
 
 
 def backbone_blocks(net: nn.Module) -> list[nn.Module]:
-    """The backbone's ordered blocks (resnet stem + layer1..4, ``features[i]``, VGG stages...)."""
+    """The backbone's ordered blocks (resnet stem + layer1..4, ``features[i]``, VGG stages, or the
+    generic cut of any other torchvision classifier, see ``robustcv.models.tv_generic``)."""
     return _net(net).backbone.blocks()
 
 

@@ -3,11 +3,16 @@
 A builder takes keyword-only arguments ``in_channels, num_classes, hidden, dropout, batch_norm,
 input_size`` and returns a ``ClassifierNet`` (``backbone`` + ``head``); weights are loaded
 afterwards through ``net.backbone.load_weights``.
+
+A *catalog* answers names nobody registered one by one (all of torchvision's classifiers): it
+lists its names and makes an entry on demand, so ``list_models()`` stays the curated set that
+every test builds, while ``resolve_model`` accepts any catalog name.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Optional, TypeVar
 
 from torch import nn
 
@@ -35,6 +40,26 @@ class ModelEntry:
 
 
 MODELS: Registry[ModelEntry] = Registry("model", error=UserError)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Names resolved lazily: ``names()`` lists them, ``entry(name)`` builds one (``None``: not ours)."""
+
+    label: str
+    names: Callable[[], Iterable[str]]
+    entry: Callable[[str], Optional[ModelEntry]]
+
+
+CATALOGS: dict[str, Catalog] = {}
+
+
+def register_catalog(label: str, names: Callable[[], Iterable[str]],
+                     entry: Callable[[str], Optional[ModelEntry]]) -> None:
+    """Add a catalog consulted for names the registry does not hold; refuses a duplicate label."""
+    if label in CATALOGS:
+        raise ValueError(f"A model catalog is already registered under the label '{label}'.")
+    CATALOGS[label] = Catalog(label, names, entry)
 
 
 def register_model(name: str | None = None, *,
@@ -67,5 +92,30 @@ def list_models(*, patterns: bool = True, task: Task | str | None = None) -> lis
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name``; an unknown name is a ``UserError`` listing the known ones."""
-    return MODELS.get(name)
+    """The entry for ``name`` (registered or from a catalog); unknown: ``UserError``, close matches."""
+    return resolve_model(name)[0]
+
+
+def resolve_model(name: str) -> tuple[ModelEntry, str]:
+    """``(entry, argument)``; the argument is a family's part after the colon (``""`` otherwise).
+
+    Raises:
+        UserError: an unknown name, in one line with the closest known names.
+    """
+    key = name.strip()
+    if key.lower() in MODELS or ":" in key:
+        _, entry, argument = MODELS.resolve(key)
+        return entry, argument
+    for catalog in CATALOGS.values():
+        found = catalog.entry(key.lower())
+        if found is not None:
+            return found, ""
+    raise UserError(unknown_model_message(key))
+
+
+def unknown_model_message(name: str) -> str:
+    """``unknown model 'X'; did you mean A, B?`` over registered and catalog names."""
+    known = MODELS.names() + [n for c in CATALOGS.values() for n in c.names()]
+    close = difflib.get_close_matches(name.lower(), known, n=4, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "no close match"
+    return f"unknown model '{name}'; {hint} (`robustcv list` shows them all)"

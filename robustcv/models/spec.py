@@ -13,14 +13,16 @@ class ModelSpec:
     """What to build; part of the checkpoint's spec hash.
 
     Attributes:
-        name: a registered model (see ``list_models()``) or ``dual:A+B``.
+        name: a registered model (see ``list_models()``), any torchvision classifier
+            (``torchvision.models.list_models(module=torchvision.models)``) or ``dual:A+B``.
         weights: ``None`` (random init), ``"imagenet"`` (the torchvision weight enum's DEFAULT,
             read from the torch hub cache) or a path to a local ``.safetensors``/``.pt``/``.pth``
             file of backbone weights. ``dual:A+B`` also takes ``A=SRC,B=SRC`` or a directory.
         hidden: width of an optional hidden dense layer in the head (0: none).
         dropout: dropout probability in the head.
         batch_norm: BatchNorm in the from-scratch CNNs (torchvision backbones keep their own).
-        input_size: square side the network resizes its input to (``None``: the family's
+        input_size: square side the network resizes its input to (``None``: the model's default,
+            224 for ViT/Swin/MaxViT and 299 for Inception-v3, else upscaling to the family's
             minimum, see ``robustcv.models.nets.InputAdapter``).
     """
 

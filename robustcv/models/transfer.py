@@ -1,29 +1,35 @@
-"""torchvision backbones with a new head (transfer learning).
+"""torchvision backbones with a new head (transfer learning): any classifier in torchvision's registry.
 
-Each architecture is one row of ``ARCHS``: the attribute holding torchvision's classifier (our
-head replaces it, and its keys are ignored when loading weights) and how to cut the backbone
-into ordered blocks for ``last:N`` freeze plans. Adding a torchvision model is adding a row.
+A row of ``ARCHS`` (or of ``FAMILY_ROWS``, by name pattern) says how one architecture becomes a
+backbone when the generic rule of ``robustcv.models.tv_generic`` is not the best: the attribute
+holding torchvision's classifier (replaced whole by our head; its keys are ignored when loading
+weights), how to cut the body into ordered blocks for ``last:N``, and how to build it. Every
+other torchvision classifier goes through the generic rule. ``ARCHS`` names are registered in
+the model registry (the curated, always-tested set); the rest resolve through the torchvision
+catalog (``robustcv.models.registry.register_catalog``).
 
 Input rule (``InputAdapter``): grayscale is repeated to 3 channels; with ``input_size`` the image
-is resized to that square, otherwise images whose shorter side is under ``MIN_SIZE`` (32) are
-upscaled to it, bilinearly and inside the net so attacks differentiate through it.
+is resized to that square, otherwise to the model's default (fixed-grid models such as ViT,
+MaxViT, Swin; Inception-v3: 299), otherwise images whose shorter side is under the model's
+minimum (at least ``MIN_SIZE``, 32) are upscaled to it, bilinearly and inside the net so attacks
+differentiate through it.
 """
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 from robustcv.errors import UserError
 from robustcv.models.nets import Backbone, ClassifierNet, Head, InputAdapter
-from robustcv.models.registry import IMAGE_LABEL_TASKS, register_model
+from robustcv.models import tv_generic
+from robustcv.models.registry import IMAGE_LABEL_TASKS, ModelEntry, register_catalog, register_model
+from robustcv.models.tv_generic import MIN_SIZE
 from robustcv.models.weights import imagenet_state_dict, load_backbone_state, read_state_dict
-
-MIN_SIZE = 32  # five stride-2 stages take 32 px to 1 px: the smallest input every family accepts
 
 
 def _resnet_blocks(body: nn.Module) -> list[nn.Module]:
@@ -52,7 +58,7 @@ class Arch:
 
     head_attr: str
     blocks: Callable[[nn.Module], list[nn.Module]]
-    make: Callable[[str], nn.Module] = functools.partial(torchvision.models.get_model, weights=None)
+    make: Callable[[str], nn.Module] = tv_generic.make
 
 
 class _VGGBody(nn.Module):
@@ -88,10 +94,26 @@ ARCHS: dict[str, Arch] = {
     "efficientnet_b0": _FEATURES, "efficientnet_b1": _FEATURES,
     "vgg11_bn": _VGG, "vgg16_bn": _VGG,
 }
+"""The registered (curated) architectures."""
+
+FAMILY_ROWS: tuple[tuple[str, Arch], ...] = (
+    (r"(resnet|resnext|wide_resnet)\d+(_\w+)?", _RESNET),
+    (r"vgg(11|13|16|19)(_bn)?", _VGG),
+    (r"mobilenet_v[23]\w*|efficientnet_\w+", _FEATURES),
+)
+"""Rows by name pattern: the same torchvision classes as a registered row (VGG bodies without
+the 120M-parameter classifier; mobilenets and efficientnets keep their ``features`` stages)."""
+
+
+def arch_row(name: str) -> Arch | None:
+    """The explicit row for torchvision ``name``, or ``None`` for the generic rule."""
+    if name in ARCHS:
+        return ARCHS[name]
+    return next((row for pattern, row in FAMILY_ROWS if re.fullmatch(pattern, name)), None)
 
 
 class TorchvisionBackbone(Backbone):
-    """``adapt -> body`` where ``body`` is the torchvision model with its classifier removed.
+    """``adapt -> body -> flatten`` where ``body`` is the torchvision model without its classifier.
 
     ``body``'s state dict keys are torchvision's, so torchvision checkpoints load directly.
     """
@@ -99,36 +121,50 @@ class TorchvisionBackbone(Backbone):
     def __init__(self, arch: str, *, input_size: int | None) -> None:
         super().__init__()
         self.arch = arch
-        self.adapt = InputAdapter(size=input_size, min_size=MIN_SIZE, to_rgb=True)
-        body = ARCHS[arch].make(arch)
-        if hasattr(body, ARCHS[arch].head_attr):
-            setattr(body, ARCHS[arch].head_attr, nn.Identity())  # the pooled features come out
-        self.body = body
-        self.out_features = _probe_width(body)
+        rule = tv_generic.input_rule(arch)
+        _check_input_size(arch, input_size, rule)
+        self.adapt = InputAdapter(size=input_size or rule.default, min_size=rule.minimum, to_rgb=True)
+        row = arch_row(arch)
+        self.body = row.make(arch) if row else tv_generic.make(arch)
+        self.ignored = _remove_head(self.body, row) + tv_generic.AUX_PREFIXES.get(arch, ())
+        self.out_features = _probe(arch, self.body, self.adapt.size or rule.minimum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.adapt(x))
+        return torch.flatten(self.body(self.adapt(x)), 1)
 
     def blocks(self) -> list[nn.Module]:
-        return ARCHS[self.arch].blocks(self.body)
+        row = arch_row(self.arch)
+        return row.blocks(self.body) if row else tv_generic.generic_blocks(self.body)
 
     def load_weights(self, source: str) -> None:
         if source == "imagenet":
             state, origin = imagenet_state_dict(self.arch), f"ImageNet weights of {self.arch}"
         else:
             state, origin = read_state_dict(source), source
-        load_backbone_state(self.body, state, source=origin, model=self.arch,
-                            ignore=(ARCHS[self.arch].head_attr + ".",))
+        load_backbone_state(self.body, state, source=origin, model=self.arch, ignore=self.ignored)
 
 
-def _probe_width(body: nn.Module) -> int:
-    """Feature width from one tiny forward pass (works for any row of the table)."""
-    was_training = body.training
-    body.eval()
-    with torch.no_grad():
-        width = body(torch.zeros(1, 3, MIN_SIZE, MIN_SIZE)).shape[1]
-    body.train(was_training)
-    return int(width)
+def _remove_head(body: nn.Module, row: Arch | None) -> tuple[str, ...]:
+    if row is None:
+        return tv_generic.remove_head(body)
+    if hasattr(body, row.head_attr):
+        setattr(body, row.head_attr, nn.Identity())  # the pooled features come out
+    return (row.head_attr + ".",)
+
+
+def _check_input_size(arch: str, input_size: int | None, rule: tv_generic.InputRule) -> None:
+    if input_size is not None and input_size < rule.minimum:
+        raise UserError(f"{arch} takes images of at least {rule.minimum}x{rule.minimum} px; "
+                        f"--input-size {input_size} is too small")
+
+
+def _probe(arch: str, body: nn.Module, size: int) -> int:
+    try:
+        return tv_generic.probe_width(body, size)
+    except (RuntimeError, AssertionError, ValueError) as exc:  # e.g. a ViT's fixed patch grid
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{arch} does not run on {size}x{size} px inputs ({first}); "
+                        f"leave --input-size out for its default") from None
 
 
 def build_transfer(arch: str, *, in_channels: int, num_classes: int, hidden: int = 0, dropout: float = 0.0,
@@ -140,5 +176,13 @@ def build_transfer(arch: str, *, in_channels: int, num_classes: int, hidden: int
     return ClassifierNet(backbone, Head(backbone.out_features, num_classes, hidden=hidden, dropout=dropout))
 
 
+def catalog_entry(name: str) -> ModelEntry | None:
+    """Any torchvision classifier not registered under its own name (``None``: not one)."""
+    if name not in tv_generic.classifier_names():
+        return None
+    return ModelEntry(name, functools.partial(build_transfer, name), IMAGE_LABEL_TASKS)
+
+
 for _arch in ARCHS:
     register_model(_arch, tasks=IMAGE_LABEL_TASKS)(functools.partial(build_transfer, _arch))
+register_catalog("torchvision", tv_generic.classifier_names, catalog_entry)

@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -133,7 +134,16 @@ def load_backbone_state(target: nn.Module, state: StateDict, *, source: str, mod
     if unexpected:
         warnings.warn(f"{source}: ignored {len(unexpected)} keys that {model} does not have "
                       f"(e.g. {', '.join(unexpected[:3])})", stacklevel=2)
-    target.load_state_dict({k: v for k, v in cleaned.items() if k in expected}, strict=False)
+    target.load_state_dict(versioned({k: v for k, v in cleaned.items() if k in expected}, target), strict=False)
+
+
+def versioned(state: StateDict, module: nn.Module) -> StateDict:
+    """``state`` carrying ``module``'s own per-module versions (``_metadata``), as ``torch.save``
+    would have kept them: safetensors files and re-keyed dicts lose them, and some torchvision
+    modules (MNASNet) refuse a state without its version."""
+    out = OrderedDict(state)
+    out._metadata = getattr(module.state_dict(), "_metadata", None)  # type: ignore[attr-defined]
+    return out
 
 
 def _strip(key: str) -> str:

@@ -64,21 +64,48 @@ def min_eps(ctx: Context) -> list[Block]:
             grid |= {v for v in values if v is not None}
             columns.append((ctx.label(run.name, m.model, m.defense, m.attack), values))
             rows.append(_min_eps_row(run, m, values))
+    exact = _minimal_norms(ctx)
     if not columns:
-        return blocks + [Text("Per-sample minimal eps: " + NOT_MEASURED + ".", "note")]
+        return blocks + [Text("Per-sample minimal eps: " + NOT_MEASURED + ".", "note")] + exact
     path = plots.min_eps_histogram(sorted(grid), columns, ctx.figure_path("min_eps.png"))
     blocks.append(Figure(Image(path, "Histogram of per-sample minimal eps"),
                          "For each sample, the smallest eps on the grid at which it is misclassified "
                          "(0 = wrong already on clean input); \"never\" = robust at every eps tried."))
     blocks.append(Table(["Run", "Model", "Defense", "Attack", "Samples", "Never fooled",
                          "Median minimal eps (fooled samples)"], rows, numeric={4, 5, 6}))
-    return blocks
+    return blocks + exact
 
 
 def _attack_min_eps(run: RunData) -> list[MinEps]:
-    """The worst case's minimal eps when recorded, else every attack's (natural sweeps left out)."""
-    entries = [m for m in run.results.min_eps if not is_natural(m.attack)]
+    """The worst case's minimal eps when recorded, else every attack's (natural sweeps and
+    minimization attacks' exact norms left out)."""
+    entries = [m for m in run.results.min_eps if not is_natural(m.attack) and not m.exact]
     return [m for m in entries if m.attack == WORST] or entries
+
+
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def _minimal_norms(ctx: Context) -> list[Block]:
+    """Minimization attacks: quantiles of each sample's minimal perturbation norm (off the grid)."""
+    rows = []
+    for run in ctx.runs:
+        norm = run.results.run.get("norm", "")
+        for m in (m for m in run.results.min_eps if m.exact):
+            rows.append([run.name, m.model, m.defense, f"{m.attack} ({norm})", str(len(m.values)),
+                         *["never" if q is None else fmt_eps(q) for q in norm_quantiles(m.values)]])
+    if not rows:
+        return []
+    headers = ["Run", "Model", "Defense", "Attack", "Samples", *[f"{round(q * 100)} %" for q in QUANTILES]]
+    note = ("Each sample's smallest perturbation the minimization attack found that fools the model (0: wrong "
+            "already on clean input), as quantiles over all samples; \"never\": the attack fooled fewer.")
+    return [Text(note, "note"), Table(headers, rows, numeric=set(range(4, len(headers))))]
+
+
+def norm_quantiles(values: list[float | None]) -> list[float | None]:
+    """Lower quantiles (``QUANTILES``) over all samples, never-fooled ones counting as infinite (None)."""
+    ordered = sorted(values, key=lambda v: float("inf") if v is None else v)
+    return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None for q in QUANTILES]
 
 
 def _min_eps_row(run: RunData, m: MinEps, values: list) -> list[str]:
