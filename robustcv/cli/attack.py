@@ -18,8 +18,7 @@ from robustcv.console import console, stdout, table
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
 from attacks.specs import split_attack_list
-from robustcv.evaluation.config import (DEFAULT_ATTACKS, DEFAULT_MULTILABEL_ATTACKS, DEFAULT_SEGMENTATION_ATTACKS,
-                                        NATURAL_KINDS, EvalConfig, default_eps_grid)
+from robustcv.evaluation.config import DEFAULT_ATTACKS, NATURAL_KINDS, EvalConfig, default_attacks, default_eps_grid
 
 
 def _split(text: str) -> list[str]:
@@ -233,14 +232,7 @@ def _attack_list(params: dict[str, Any], task: str, num_classes: int) -> list[st
             raise click.BadParameter(f"{params['attack_names']!r} names no attack; e.g. fgsm,pgd",
                                      param_hint="--attack")
         return attacks
-    if task == "segmentation":
-        return list(DEFAULT_SEGMENTATION_ATTACKS)
-    if task == "multilabel":
-        return list(DEFAULT_MULTILABEL_ATTACKS)
-    attacks = list(DEFAULT_ATTACKS)
-    if params["targeted"] != "none" or num_classes < 4:
-        attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted only
-    return attacks
+    return default_attacks(task, num_classes, params["targeted"])
 
 
 def _check_targeted_task(task: str, targeted: str) -> None:
