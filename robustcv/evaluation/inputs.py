@@ -120,9 +120,13 @@ def check_labels(y: torch.Tensor, n: int, info: DataInfo) -> torch.Tensor:
 
 
 def check_model_output(model: nn.Module, samples: Samples, info: DataInfo, device: torch.device) -> None:
-    """Try the model on a few samples: ``UserError`` unless it returns finite logits of the
-    task's shape with one channel per class."""
-    x = samples.x[:PROBE_SIZE].to(device)
+    """Try the model on a few samples and on one (two batch sizes: an export fixed to one fails):
+    ``UserError`` unless it returns finite logits of the task's shape, one channel per class."""
+    for size in dict.fromkeys((min(PROBE_SIZE, len(samples.y)), 1)):
+        _check_output(model, samples.x[:size].to(device), info)
+
+
+def _check_output(model: nn.Module, x: torch.Tensor, info: DataInfo) -> None:
     try:
         with torch.no_grad():
             out = model(x)
