@@ -6,8 +6,9 @@ Neither torch loader is safe on its own (torch 2.14, read from its source):
 - ``torch.export.load`` unpickles the sample inputs with ``weights_only=True`` and, when that
   fails, again with ``weights_only=False`` (arbitrary code); it unpickles pickled weights,
   constants and custom objects with ``weights_only=False``/``pickle.loads``; it runs symbolic
-  shape strings through ``sympy.sympify`` (``eval``); it ``exec``s ``guards_code``; and it loads
-  AOTInductor native libraries.
+  shape strings through ``sympy.sympify`` (``eval``); it loads AOTInductor native libraries; and
+  the program carries ``guards_code``, Python source (unused by this version's loader, refused
+  all the same).
 - ``torch.jit.load`` unpickles with TorchScript's C++ unpickler, which runs no Python ``__reduce__``
   (an unknown global is an error), but it runs the archive's TorchScript ``__setstate__`` while
   loading, and TorchScript code may call ``aten::save`` / ``aten::from_file`` (file access).
@@ -134,7 +135,7 @@ def _load_exported(path: Path, data: bytes, archive: zipfile.ZipFile) -> nn.Modu
     for module in program.graph_module.modules():
         if isinstance(module, torch.fx.GraphModule):
             _check_graph_nodes(path, module.graph.nodes)
-    return ExportedModel(program.module())
+    return FileModel(program.module(), fixed_mode=True)
 
 
 def _check_export_archive(path: Path, archive: zipfile.ZipFile) -> None:
@@ -180,7 +181,7 @@ def _check_program_text(path: Path, program: Any) -> None:
     if not isinstance(program, dict):
         raise UserError(f"{path}: the program is not a JSON object")
     if program.get("guards_code"):
-        raise UserError(f"{path} carries guard code that torch.export.load would exec; refused")
+        raise UserError(f"{path} carries guard code (Python source); refused")
     for key, text in _strings(program):
         if not _safe_text(key, text):
             raise UserError(f"{path} holds text torch would evaluate as code ({key}: {text[:60]!r}); refused")
@@ -264,17 +265,23 @@ def _check_graph_nodes(path: Path, nodes: Iterable[torch.fx.Node]) -> None:
                         f"(only {'/'.join(sorted(GRAPH_NAMESPACES))} operators without file access)")
 
 
-class ExportedModel(nn.Module):
-    """An exported program's module as an ``nn.Module`` whose ``eval()``/``train()`` only set the
-    flag: the program's mode was fixed when it was exported."""
+class FileModel(nn.Module):
+    """A loaded model file as a plain ``nn.Module`` (``requires_grad_`` and friends work).
 
-    def __init__(self, module: nn.Module) -> None:
+    An exported program's mode was fixed when it was exported: there ``eval()``/``train()`` only
+    set the flag; a TorchScript module switches its own.
+    """
+
+    def __init__(self, module: nn.Module, fixed_mode: bool) -> None:
         super().__init__()
         self.module = module
+        self.fixed_mode = fixed_mode
 
-    def train(self, mode: bool = True) -> "ExportedModel":
-        self.training = mode
-        return self
+    def train(self, mode: bool = True) -> "FileModel":
+        if self.fixed_mode:
+            self.training = mode
+            return self
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
@@ -298,7 +305,7 @@ def _load_torchscript(path: Path, data: bytes, archive: zipfile.ZipFile) -> nn.M
         except Exception as exc:
             raise UserError(f"torch.jit.load cannot read {path}: {_first_line(exc)}") from None
     _check_script_ops(path, module)
-    return module
+    return FileModel(module, fixed_mode=False)
 
 
 def _check_script_ops(path: Path, module: torch.jit.ScriptModule) -> None:
