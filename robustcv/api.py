@@ -137,19 +137,43 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
 
     from robustcv.device import resolve_device
     from robustcv.evaluation.inputs import check_model_output
-    from robustcv.evaluation.model_card import ModelCard
 
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     picked = _eval_data(data, task, classes, num_classes, ignore_index, n, seed, data_root, image_size)
-    model = model.to(device).eval()
-    check_model_output(model, picked.samples, picked.info, device)
-    config = build_config(picked.info, eps=eps, headline_eps=headline_eps, attacks=attacks, defenses=defenses,
-                          norm=norm, steps=steps, step_size=step_size, rel_step_size=rel_step_size,
-                          restarts=restarts, apgd_steps=apgd_steps, attack_loss=attack_loss, targeted=targeted,
-                          eot_samples=eot_samples, natural=natural, n=len(picked.samples.y), batch_size=batch_size,
-                          seed=seed, task_settings=task_settings or {})
+    with _restored(model):
+        model = model.to(device).eval()
+        check_model_output(model, picked.samples, picked.info, device)
+        return _evaluate_checked(model, picked, device, out=out, force=force, show_progress=show_progress,
+                                 name=name, task_settings=task_settings or {}, eps=eps, headline_eps=headline_eps,
+                                 attacks=attacks, defenses=defenses, norm=norm, steps=steps, step_size=step_size,
+                                 rel_step_size=rel_step_size, restarts=restarts, apgd_steps=apgd_steps,
+                                 attack_loss=attack_loss, targeted=targeted, eot_samples=eot_samples,
+                                 natural=natural, batch_size=batch_size, seed=seed)
+
+
+@contextlib.contextmanager
+def _restored(model: "nn.Module"):
+    """Give the user's model back as it came: train/eval mode and which parameters need grad
+    (the run sets eval mode and freezes them)."""
+    training = {m: m.training for m in model.modules()}
+    grads = {p: p.requires_grad for p in model.parameters()}
+    try:
+        yield
+    finally:
+        for module, mode in training.items():
+            module.training = mode
+        for param, flag in grads.items():
+            param.requires_grad_(flag)
+
+
+def _evaluate_checked(model: "nn.Module", picked: Any, device: "torch.device", *, out: str | Path | None,
+                      force: bool, show_progress: bool, name: str, task_settings: dict[str, Any],
+                      **settings: Any) -> EvalResults:
+    from robustcv.evaluation.model_card import ModelCard
+
+    config = build_config(picked.info, n=len(picked.samples.y), task_settings=task_settings, **settings)
     card = ModelCard(name=name, info=picked.info, data=picked.spec.to_dict() if picked.spec else None,
-                     task_settings=dict(task_settings or {}))
+                     task_settings=dict(task_settings))
     return run_evaluation(model, card, picked.samples, config, device=device, out=out, force=force,
                           show_progress=show_progress)
 
