@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 import runpy
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -214,19 +216,31 @@ def test_train_returns_the_model_and_its_checkpoint(tmp_path):
         robustcv.train("digits", epochs=1, learning_rate=0.1, models_dir=tmp_path / "models")
 
 
+def readme_blocks(language: str) -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_the_readme_example_is_the_example_file_line_for_line():
+    example = (ROOT / "examples" / "bring_your_own_model.py").read_text(encoding="utf-8")
+    ours = [block for block in readme_blocks("python") if "robustcv.evaluate(net" in block]
+    assert len(ours) == 1 and ours[0] in example
+    assert len(ours[0].strip().splitlines()) <= 10
+    export = [block for block in readme_blocks("python") if "torch.export.save" in block]
+    assert len(export) == 1 and export[0] in example
+
+
 @pytest.mark.slow
 def test_readme_example_runs_and_the_cli_gives_its_numbers(tmp_path, capsys, monkeypatch, exists_only_integrity):
-    """examples/bring_your_own_model.py (the README's script) on tiny CIFAR files, then the CLI on
-    the model it exported: the same records."""
+    """examples/bring_your_own_model.py (the README's script) on tiny CIFAR files, then the
+    README's CLI line on the model it exported: the same records."""
     write_cifar10(tmp_path / "data", per_batch=24)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["example", "--data-root", "data", "--n", "24", "--out", "api-report",
-                                      "--export", "resnet18.pt2"])
     namespace = runpy.run_path(str(ROOT / "examples" / "bring_your_own_model.py"), run_name="__main__")
-    assert (tmp_path / "api-report" / "report.html").is_file()
-    code = main(["attack", "--model-file", "resnet18.pt2", "--dataset", "cifar10", "--data-root", "data",
-                 "--eps", "1/255,4/255,8/255", "--n", "24", "--quiet", "--out", "cli-run", "--report-dir",
-                 "cli-report"])
-    assert code == 0, capsys.readouterr().err
-    assert comparable(namespace["results"].results) == comparable(RunResults.load(tmp_path / "cli-run" /
-                                                                                  "results.json"))
+    assert (tmp_path / "reports" / "resnet18" / "report.html").is_file()
+    command = next(line for block in readme_blocks("bash") for line in block.splitlines()
+                   if "--model-file resnet18.pt2" in line)
+    argv = shlex.split(command)[1:] + ["--quiet", "--out", "cli-run", "--report-dir", "cli-report"]
+    assert main(argv) == 0, capsys.readouterr().err
+    api, cli = namespace["results"].results, RunResults.load(tmp_path / "cli-run" / "results.json")
+    assert comparable(api) == comparable(cli) and api.run["n"] == 24
