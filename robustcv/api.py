@@ -17,7 +17,7 @@ import dataclasses
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from robustcv.errors import UserError
 

@@ -145,7 +145,8 @@ def _check_export_archive(path: Path, archive: zipfile.ZipFile) -> None:
             raise UserError(f"{path} holds {inner}, which robustcv does not load from a .pt2 "
                             "(native AOTInductor code and unknown files are refused)")
         if inner.startswith(("data/weights/", "data/constants/")) and inner.endswith(".pt"):
-            raise UserError(f"{path} stores {inner} as a pickle (an old .pt2 layout); re-save it with torch.export.save")
+            raise UserError(f"{path} stores {inner} as a pickle (an old .pt2 layout); "
+                            "re-save it with torch.export.save")
         if inner.startswith("data/sample_inputs/"):
             _check_torch_save(archive.read(name), f"{path} ({inner})")
         if inner.endswith("_config.json"):

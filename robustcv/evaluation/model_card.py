@@ -5,7 +5,6 @@ A checkpoint's ``model.json`` gives one (:meth:`ModelCard.from_metadata`); a mod
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +42,6 @@ class ModelCard:
         return cls(name=meta.name, info=meta.data_info, data=meta.data.to_dict(),
                    task_settings=dict(meta.task_settings), source={"checkpoint": str(checkpoint)},
                    spec_hash=meta.spec_hash, model_json=Path(checkpoint).resolve() / META_FILE)
-
-    def renamed(self, name: str) -> "ModelCard":
-        return dataclasses.replace(self, name=name)
 
     def entry(self, out_dir: Path) -> dict[str, Any]:
         """The ``models`` entry of ``results.json``; model.json relative to the run directory

@@ -2,8 +2,9 @@
 (results.json, gallery) out.
 
 Reads a checkpoint (or takes a model, its :class:`ModelCard` and its samples), writes
-``results.json`` (and the gallery) into a run directory; the report reads only those files. The steps: pick the samples, evaluate every defense
-(:mod:`~robustcv.evaluation.defense_run`), the natural sweeps, the sanity checks, the gallery.
+``results.json`` (and the gallery) into a run directory; the report reads only those files. The
+steps: pick the samples, evaluate every defense (:mod:`~robustcv.evaluation.defense_run`), the
+natural sweeps, the sanity checks, the gallery.
 """
 from __future__ import annotations
 
