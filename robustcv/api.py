@@ -109,7 +109,7 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
             :func:`with_normalization`.
         data: a dataset name (``digits``, ``shapes``, ``cifar10``, ``imagefolder:PATH``, ...) or
             ``DataSpec``, whose test split is drawn like the CLI's; an ``(images, labels)`` pair
-            of tensors; or a DataLoader yielding such pairs.
+            of tensors; or a DataLoader (or dataset) yielding such pairs.
         eps: ascending budgets in ``[0, 1]`` pixel units (``"8/255"`` accepted; 0 is added);
             default: the dataset's grid. headline_eps: the eps the summary quotes.
         attacks: attack names as ``--attack`` takes them (default: the task's).
@@ -124,7 +124,8 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
             eot_samples, batch_size: as the CLI flags of the same names.
         data_root, image_size: where on-disk datasets live; resize for folder datasets.
         task_settings: per-task settings, e.g. ``{"thresholds": [...]}`` for a multi-label model.
-        device: where to run. out: run directory to write (default: a temporary one);
+        device: where to run (the model is moved there; its mode and ``requires_grad`` flags
+            are given back as they came). out: run directory to write (default: a temporary one);
             force: replace an existing run there. show_progress: a progress bar.
 
     Returns:

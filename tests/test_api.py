@@ -128,13 +128,15 @@ def test_evaluate_equals_the_cli_on_the_same_model(tmp_path, capsys, cifar_root)
     assert (tmp_path / "cli-report" / "report.html").is_file()
 
 
-def test_evaluate_on_tensors_and_a_dataloader_gives_the_same_records(digits_model):
+def test_evaluate_on_tensors_a_dataloader_and_a_dataset_gives_the_same_records(digits_model):
     model, (x, y) = digits_model
     settings = dict(eps=[0.1], attacks=["fgsm", "pgd"], natural=[], num_classes=10, n=30)
     pair = robustcv.evaluate(model, (x, y), **settings)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=7)
     batches = robustcv.evaluate(model, loader, **settings)
     assert comparable(pair.results) == comparable(batches.results)
+    dataset = robustcv.evaluate(model, torch.utils.data.TensorDataset(x, y), **settings)
+    assert comparable(pair.results) == comparable(dataset.results)
     with torch.no_grad():
         clean = float((model(x[:30]).argmax(1) == y[:30]).float().mean())
     assert pair.robust_accuracy()[0.0] == pytest.approx(clean)

@@ -45,7 +45,8 @@ def dataset_samples(spec: DataSpec, n: int, seed: int, classes: Sequence[str] | 
 
 def tensor_samples(data: Any, task: Task, classes: Sequence[str] | None, num_classes: int | None,
                    ignore_index: int | None, n: int | None) -> EvalData:
-    """Samples from an ``(x, y)`` pair or a DataLoader (in the order given, the first ``n``)."""
+    """Samples from an ``(x, y)`` pair, a DataLoader or a dataset of such pairs (in the order
+    given, the first ``n``)."""
     x, y = _as_pair(data)
     check_images(x)
     if n is not None:
@@ -67,6 +68,8 @@ def tensor_samples(data: Any, task: Task, classes: Sequence[str] | None, num_cla
 def _as_pair(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         return data[0].detach().cpu(), data[1].detach().cpu()
+    if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, Iterable):
+        data = torch.utils.data.DataLoader(data, batch_size=256)  # a map-style dataset, read in order
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes, tuple, list)):
         return _from_batches(data)
     raise UserError(f"data must be a dataset name, an (images, labels) pair of tensors or a DataLoader, "
