@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-from functools import partial
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,8 @@ def attack_command(**params: Any) -> None:
         config = eval_config(params, meta)
         command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         with run_out.staging() as staging:
-            stage = partial(run_model_file_stage, meta) if params["model_file"] else partial(run_attack_stage,
-                                                                                            Path(checkpoint))
+            stage = (partial(run_model_file_stage, meta) if params["model_file"]  # meta: the opened model file
+                     else partial(run_attack_stage, Path(checkpoint)))
             results = stage(config, staging, device=device, command=command, show_progress=not params["quiet"],
                             name=out_dir.name)
         if results is None:  # another rank: rank 0 reports
