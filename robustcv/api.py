@@ -235,49 +235,66 @@ def _check_count(n: int) -> None:
         raise UserError(f"n must be at least 1, got {n}")
 
 
-def _eps_values(eps: Sequence[float | str]) -> list[float]:
-    try:
-        values = [float(Fraction(e)) if isinstance(e, str) else float(e) for e in eps]
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"eps {list(eps)!r}: give numbers or fractions like 8/255") from None
-    return values
+def _eps_grid(info: "DataInfo", eps: Sequence[float | str] | None, headline_eps: float | None,
+              norm: str) -> tuple[list[float], float]:
+    """The eps grid (0 always on it; default: the dataset's) and the headline eps (default: the
+    grid's middle when eps are given), as the CLI resolves them."""
+    from robustcv.evaluation.config import default_eps_grid
+
+    grid, headline = default_eps_grid(info, norm)
+    if eps is not None:
+        try:
+            grid = [float(Fraction(e)) if isinstance(e, str) else float(e) for e in eps]
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise UserError(f"eps {list(eps)!r}: give numbers or fractions like 8/255") from None
+    if grid and grid[0] != 0:
+        grid = [0.0] + grid  # the clean point anchors the curve and the eps-0 sanity check
+    if headline_eps is not None:
+        headline = float(headline_eps)
+    elif eps is not None:
+        headline = grid[len(grid) // 2]
+    return grid, headline
+
+
+def _defense_list(defenses: Sequence[str]) -> list[str]:
+    """``none`` first, then each defense once, each one parsed (``UserError`` if it does not)."""
+    from defenses import parse_defense
+
+    specs = list(dict.fromkeys(["none", *defenses]))
+    for spec in specs:
+        try:
+            parse_defense(spec)
+        except ValueError as exc:
+            raise UserError(f"defense {spec!r}: {exc}") from None
+    return specs
+
+
+def _natural_list(natural: Sequence[str] | None) -> list[str]:
+    from robustcv.evaluation.config import NATURAL_KINDS
+
+    kinds = list(NATURAL_KINDS) if natural is None else list(natural)
+    unknown = set(kinds) - set(NATURAL_KINDS)
+    if unknown:
+        raise UserError(f"unknown natural sweep {sorted(unknown)}; choose from {', '.join(NATURAL_KINDS)}")
+    return kinds
 
 
 def build_config(info: "DataInfo", *, eps: Sequence[float | str] | None, headline_eps: float | None,
                  attacks: Sequence[str] | None, defenses: Sequence[str], natural: Sequence[str] | None,
                  targeted: str, n: int, task_settings: dict[str, Any], **settings: Any) -> "EvalConfig":
-    """The run's ``EvalConfig`` with the CLI's defaults: the dataset's eps grid (0 always on it),
-    the middle eps as headline, the task's attacks, ``none`` among the defenses; checked."""
-    from defenses import parse_defense
-
+    """The run's ``EvalConfig`` with the CLI's defaults (eps grid, headline, the task's attacks,
+    ``none`` among the defenses), checked: ``UserError`` for a setting that cannot run."""
     from robustcv.evaluation.attacking import build_attack
-    from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, check_config, default_attacks, default_eps_grid
+    from robustcv.evaluation.config import EvalConfig, check_config, default_attacks
     from robustcv.tasks import get_task
 
-    grid, headline = default_eps_grid(info, settings["norm"])
-    values = _eps_values(eps) if eps is not None else grid
-    if values and values[0] != 0:
-        values = [0.0] + values  # the clean point anchors the curve and the eps-0 sanity check
-    if headline_eps is not None:
-        headline = float(headline_eps)
-    elif eps is not None:
-        headline = values[len(values) // 2]
-    natural = list(NATURAL_KINDS) if natural is None else list(natural)
-    unknown = set(natural) - set(NATURAL_KINDS)
-    if unknown:
-        raise UserError(f"unknown natural sweep {sorted(unknown)}; choose from {', '.join(NATURAL_KINDS)}")
-    defense_list = list(dict.fromkeys(["none", *defenses]))
-    for spec in defense_list:
-        try:
-            parse_defense(spec)
-        except ValueError as exc:
-            raise UserError(f"defense {spec!r}: {exc}") from None
+    grid, headline = _eps_grid(info, eps, headline_eps, settings["norm"])
     _check_targeted(targeted, info)
     attack_list = list(attacks) if attacks is not None else default_attacks(info.task.value, info.num_classes,
                                                                               targeted)
-    config = EvalConfig(attacks=attack_list, eps=values, headline_eps=headline, natural=natural,
-                        defenses=defense_list, targeted=targeted, n=n, loss=settings.pop("attack_loss"),
-                        **settings)
+    config = EvalConfig(attacks=attack_list, eps=grid, headline_eps=headline, natural=_natural_list(natural),
+                        defenses=_defense_list(defenses), targeted=targeted, n=n,
+                        loss=settings.pop("attack_loss"), **settings)
     check_config(config)
     objective = get_task(info.task).objective(info, **task_settings)
     for name in config.attacks:
