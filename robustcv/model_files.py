@@ -67,9 +67,12 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> nn.
     """
     path = Path(path)
     data = _read(path)
-    kind = file_kind(path, data)
-    archive = zipfile.ZipFile(io.BytesIO(data))
-    model = _load_exported(path, data, archive) if kind == "export" else _load_torchscript(path, data, archive)
+    try:
+        kind = file_kind(path, data)
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        model = _load_exported(path, data, archive) if kind == "export" else _load_torchscript(path, data, archive)
+    except (zipfile.BadZipFile, EOFError) as exc:  # a truncated or damaged archive
+        raise UserError(f"{path} is a damaged zip archive: {_first_line(exc)}") from None
     return model.to(device).eval()
 
 

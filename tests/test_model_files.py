@@ -306,7 +306,13 @@ def test_a_torch_save_pickle_is_refused_with_what_to_do_instead(tmp_path, capsys
     assert not marker.exists()
 
 
-def test_a_missing_or_foreign_file_is_one_line(tmp_path, capsys):
+def test_a_missing_foreign_or_damaged_file_is_one_line(tmp_path, capsys, digits, net):
     assert_refused(capsys, tmp_path, tmp_path / "absent.pt2", "no model file")
     (tmp_path / "notes.pt2").write_text("hello")
     assert_refused(capsys, tmp_path, tmp_path / "notes.pt2", "not a TorchScript archive")
+    good = export_program(net, digits[0][0][:2], tmp_path / "net.pt2").read_bytes()
+    damaged = bytearray(good)
+    middle = len(good) // 2
+    damaged[middle:middle + 64] = bytes(64)  # zeroed inside a member: the CRC no longer matches
+    (tmp_path / "damaged.pt2").write_bytes(bytes(damaged))
+    assert_refused(capsys, tmp_path, tmp_path / "damaged.pt2")
