@@ -8,10 +8,11 @@ Without torchrun everything here is a no-op for a world of one.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -94,6 +95,30 @@ def broadcast(value: Any, world: World) -> Any:
     box = [value if world.main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+@contextlib.contextmanager
+def rank0_decides(world: World) -> Iterator[None]:
+    """Run a check that only rank 0 makes (claiming an output, say) so that every rank agrees:
+    a ``UserError`` raised in the block on rank 0 reaches every rank, which then stops too
+    (rank 0 with the one line, the others with exit status 2 and no second copy of it) instead
+    of going on to a collective that rank 0 never joins."""
+    from robustcv.errors import UserError
+
+    refusal = None
+    try:
+        yield
+    except UserError as exc:
+        if not world.distributed:
+            raise
+        refusal = exc
+    message = broadcast(None if refusal is None else str(refusal), world)
+    if refusal is not None:
+        raise refusal
+    if message is not None:
+        import click
+
+        raise click.exceptions.Exit(2)
 
 
 def barrier(world: World) -> None:

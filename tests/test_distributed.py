@@ -73,3 +73,32 @@ def test_a_failing_rank_ends_the_job_in_bounded_time(tmp_path):
     assert done.returncode != 0
     assert "Error: bad data in shard 1" in done.stderr
     assert time.perf_counter() - start < 60
+
+
+def _our_lines(stderr: str) -> list[str]:
+    """What the ranks said on stderr: their errors and tracebacks (torchrun's own failure summary
+    and its traceback through the launcher's frames are left out)."""
+    return [line for line in stderr.splitlines()
+            if line.startswith(("Error:", "[rank")) or ("File " in line and "/robustcv/" in line)]
+
+
+REFUSED = {  # a folder of the user's files as --out; a file where the models folder must go
+    "attack": ["attack", "-q", "--samples", "20", "--natural", "none", "--no-report", "--attack", "fgsm",
+               "--out", "mine", "--force"],
+    "train": ["train", "-q", "--epochs", "1", "--models-dir", "mine/notes.txt/models"],
+}
+
+
+@pytest.mark.parametrize("stage", sorted(REFUSED))
+def test_an_output_rank_0_refuses_stops_every_rank_with_one_line(checkpoint, tmp_path, stage):
+    """Only rank 0 claims outputs; its refusal must reach rank 1 (which would otherwise wait in a
+    collective for 30 minutes) and be said once, without a traceback. Nothing is written."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    args = REFUSED[stage] + (["--checkpoint", str(checkpoint)] if stage == "attack" else [])
+    started = time.monotonic()
+    done = _robustcv(args, tmp_path, processes=2)
+    assert done.returncode != 0 and time.monotonic() - started < 120
+    lines = _our_lines(done.stderr)
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr[-2000:]
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

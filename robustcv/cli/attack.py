@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,7 @@ from robustcv.console import console, print_table, stdout
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
 from attacks.specs import split_attack_list
-from robustcv.evaluation.config import (DEFAULT_ATTACKS, DEFAULT_MULTILABEL_ATTACKS, DEFAULT_SEGMENTATION_ATTACKS,
-                                        NATURAL_KINDS, EvalConfig, default_eps_grid)
+from robustcv.evaluation.config import DEFAULT_ATTACKS, NATURAL_KINDS, EvalConfig, default_attacks, default_eps_grid
 
 
 def describe_plan(checkpoint: str, config: EvalConfig) -> str:
@@ -50,6 +50,11 @@ def parse_eps_list(text: str) -> list[float]:
 @config_option
 @click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
               help="Attack this checkpoint instead of the one the model flags name.")
+@click.option("--model-file", type=click.Path(dir_okay=False), default=None,
+              help="Attack an exported model: a TorchScript archive (torch.jit.save) or a torch.export program "
+                   "(.pt2); the data flags name its dataset. Taking [0, 1] images, returning logits.")
+@click.option("--classes", "classes_text", default=None,
+              help="With --model-file: comma-separated class names (default: PATH.json's, else the dataset's).")
 @data_options
 @model_options
 @recipe_options
@@ -88,6 +93,7 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--report/--no-report", default=True, show_default=True)
 def attack_command(**params: Any) -> None:
     """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
+    from robustcv.evaluation.model_file import run_model_file_stage
     from robustcv.evaluation.orchestrator import run_attack_stage
 
     from robustcv import distributed
@@ -99,15 +105,18 @@ def attack_command(**params: Any) -> None:
     out_dir = Path(params["out"] or Path("runs") / planned.name)
     report_dir = Path(params["report_dir"] or Path("reports") / out_dir.name)
     with contextlib.ExitStack() as claims:  # outputs checked and locked before any training or attacking
-        run_out, report_out = _claim_outputs(claims, params, planned, out_dir, report_dir, world.main)
+        with distributed.rank0_decides(world):  # rank 0 claims; a refusal stops every rank
+            run_out, report_out = _claim_outputs(claims, params, planned, out_dir, report_dir, world.main)
         checkpoint, meta = _checkpoint(params, device)
         config = eval_config(params, meta)
         if world.main and not params["quiet"]:
             console.print(describe_plan(checkpoint, config), soft_wrap=True, markup=False)
         command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         with run_out.staging() as staging:
-            results = run_attack_stage(Path(checkpoint), config, staging, device=device, command=command,
-                                       show_progress=not params["quiet"], name=out_dir.name)
+            stage = (partial(run_model_file_stage, meta) if params["model_file"]  # meta: the opened model file
+                     else partial(run_attack_stage, Path(checkpoint)))
+            results = stage(config, staging, device=device, command=command, show_progress=not params["quiet"],
+                            name=out_dir.name)
         if results is None:  # another rank: rank 0 reports
             return
         print_results(results)
@@ -134,10 +143,26 @@ def _given(name: str) -> bool:
                                                                   ParameterSource.ENVIRONMENT)
 
 
+# With --model-file the file is the model: model and training flags would be ignored.
+MODEL_FILE_FIXES = ("checkpoint", "model_name", "weights", "hidden", "dropout", "input_size") + tuple(
+    k for k in RECIPE_KEYS if k != "seed")
+
+
 def _refuse_ignored_flags(params: dict[str, Any]) -> None:
-    """``click.UsageError`` for model, data or training flags given beside ``--checkpoint``."""
+    """``click.UsageError`` for model, data or training flags given beside ``--checkpoint``
+    (model and training flags beside ``--model-file``)."""
     ctx = click.get_current_context(silent=True)
-    if not params["checkpoint"] or ctx is None:
+    if ctx is None:
+        return
+    if params["classes_text"] is not None and not params["model_file"]:
+        raise click.UsageError("--classes applies to --model-file only (a checkpoint's model.json names its classes)")
+    if params["model_file"]:
+        given = [p.opts[0] for p in ctx.command.params if p.name in MODEL_FILE_FIXES and _given(p.name)]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot go with --model-file (the file is the model, "
+                                   "already trained); drop the flag or the --model-file")
+        return
+    if not params["checkpoint"]:
         return
     given = [p.opts[0] for p in ctx.command.params if p.name in CHECKPOINT_FIXES and _given(p.name)]
     if given:
@@ -152,6 +177,8 @@ def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     from robustcv.cli.train import print_training_summary
     from robustcv.training import ensure_trained
 
+    if params["model_file"]:
+        return params["model_file"], _open_model_file(params, device)
     if params["checkpoint"]:
         meta = read_metadata(params["checkpoint"])
         if _given("task") and params["task"] != meta.data_info.task.value:
@@ -166,8 +193,21 @@ def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
     return str(result.checkpoint), result.metadata
 
 
+def _open_model_file(params: dict[str, Any], device):
+    """The exported model, its dataset and class names (``--classes`` or ``PATH.json``)."""
+    from robustcv.evaluation.model_file import open_model_file
+
+    classes = _split(params["classes_text"]) if params["classes_text"] is not None else None
+    if classes is not None and not classes:
+        raise click.BadParameter("no class name given; e.g. --classes cat,dog", param_hint="--classes")
+    return open_model_file(params["model_file"], data_spec_from(params), classes, device)
+
+
 def _planned_checkpoint(params: dict[str, Any]) -> Path:
-    """Where the checkpoint to attack is (or will be, once trained), without training it."""
+    """Where the checkpoint to attack is (or will be, once trained), without training it; for
+    ``--model-file`` the file without its suffix (the run's default name)."""
+    if params["model_file"]:
+        return Path(params["model_file"]).with_suffix("")
     if params["checkpoint"]:
         return Path(params["checkpoint"])
     from robustcv.training.trainer import checkpoint_name, model_spec_hash
@@ -260,14 +300,7 @@ def _attack_list(params: dict[str, Any], task: str, num_classes: int) -> list[st
             raise click.BadParameter(f"{params['attack_names']!r} names no attack; e.g. fgsm,pgd",
                                      param_hint="--attack")
         return attacks
-    if task == "segmentation":
-        return list(DEFAULT_SEGMENTATION_ATTACKS)
-    if task == "multilabel":
-        return list(DEFAULT_MULTILABEL_ATTACKS)
-    attacks = list(DEFAULT_ATTACKS)
-    if params["targeted"] != "none" or num_classes < 4:
-        attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted only
-    return attacks
+    return default_attacks(task, num_classes, params["targeted"])
 
 
 def _check_targeted_task(task: str, targeted: str) -> None:

@@ -30,6 +30,19 @@ _MNIST_LIKE = ("digits", "mnist", "fashion-mnist")
 SANITY_EPS = {"linf": 1.0, "l2": 100.0}  # large enough to turn any image into any other
 
 
+def default_attacks(task: str, num_classes: int, targeted: str = "none") -> list[str]:
+    """The task's default attack list (APGD-T only for untargeted classification of at least 4
+    classes: its targeted DLR loss needs them)."""
+    if task == "segmentation":
+        return list(DEFAULT_SEGMENTATION_ATTACKS)
+    if task == "multilabel":
+        return list(DEFAULT_MULTILABEL_ATTACKS)
+    attacks = list(DEFAULT_ATTACKS)
+    if targeted != "none" or num_classes < 4:
+        attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted only
+    return attacks
+
+
 def default_eps_grid(info: DataInfo, norm: str) -> tuple[list[float], float]:
     """The default eps grid and headline eps for a dataset and norm."""
     family = "mnist-like" if info.name in _MNIST_LIKE else "natural"

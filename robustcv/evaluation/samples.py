@@ -47,9 +47,13 @@ def select_samples(meta: ModelMetadata, n: int, seed: int) -> tuple[Samples, Dat
     splits = get_dataset(meta.data)
     check_same_classes(meta.data.name, meta.name, meta.data_info.classes, meta.class_fingerprint,
                        splits.info.classes)
-    x, y = as_tensors(splits.test)
+    return draw_samples(*as_tensors(splits.test), n, seed), meta.data_info
+
+
+def draw_samples(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> Samples:
+    """The first ``n`` of ``(x, y)`` after a shuffle seeded by ``seed``."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: min(n, len(x))]
-    return Samples(x[order].float(), y[order], index=order), meta.data_info
+    return Samples(x[order].float(), y[order], index=order)
 
 
 def run_targets(model: nn.Module, samples: Samples, config: EvalConfig, num_classes: int,

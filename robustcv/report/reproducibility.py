@@ -41,5 +41,5 @@ def _model_row(md: ModelDoc) -> list[Cell]:
     doc = md.doc or {}
     spec_hash = md.entry.get("spec_hash") or doc.get("spec_hash") or "—"
     trained = doc.get("created", "—") if md.doc is not None else "model.json missing"
-    checkpoint = md.entry.get("checkpoint") or "—"
+    checkpoint = md.entry.get("checkpoint") or md.entry.get("model_file") or "—"  # model_file: --model-file
     return [md.name, str(spec_hash), str(checkpoint), str(md.path or "—"), fmt_text(trained)]

@@ -5,6 +5,7 @@ existing checkpoint when one with the same spec hash exists, and trains otherwis
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import re
@@ -68,7 +69,10 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
     if distributed.broadcast(not force and _has_checkpoint(directory, digest), world):
         return TrainResult(directory, read_metadata(directory), trained=False)
     # Claimed (locked, found writable) before training: a models folder that cannot take it fails now.
-    with claim_output(directory, OutputKind.CHECKPOINT, force=True, option="--models-dir", enabled=world.main) as out:
+    with contextlib.ExitStack() as claimed:
+        with distributed.rank0_decides(world):  # a models folder rank 0 cannot use stops every rank
+            out = claimed.enter_context(claim_output(directory, OutputKind.CHECKPOINT, force=True,
+                                                     option="--models-dir", enabled=world.main))
         if show_progress and world.main:
             why = "--force: retraining" if force and directory.exists() else "no checkpoint for this spec yet: training"
             console.print(f"{why} {model.name} on {data.name} into {directory}", soft_wrap=True, markup=False)
