@@ -303,13 +303,11 @@ def build_config(info: "DataInfo", *, eps: Sequence[float | str] | None, headlin
 
 
 def _check_targeted(targeted: str, info: "DataInfo") -> None:
-    if targeted in ("none", "random", "least-likely"):
-        if targeted != "none" and info.task.value == "multilabel":
-            raise UserError("targeted attacks do not apply to multilabel models yet; attack untargeted")
-        return
-    if not targeted.isdigit() or int(targeted) >= info.num_classes:
-        raise UserError(f"targeted={targeted!r}: use none, random, least-likely or a class index "
-                        f"0..{info.num_classes - 1}")
+    from robustcv.evaluation.config import targeted_problem
+
+    problem = targeted_problem(targeted, info.num_classes, info.task.value)
+    if problem:
+        raise UserError(f"targeted={problem}" if problem.startswith("'") else problem)
 
 
 def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "classification",

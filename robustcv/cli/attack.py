@@ -310,16 +310,11 @@ def _check_targeted_task(task: str, targeted: str) -> None:
 
 
 def _check_targeted(text: str, num_classes: int, task: str) -> None:
-    if text in ("none", "random", "least-likely"):
-        return
-    classes = text.split(":")
-    pair = len(classes) == 2 and task == "segmentation"
-    if not (len(classes) == 1 or pair) or not all(c.isdigit() and int(c) < num_classes for c in classes):
-        pairs = ", or SOURCE:TARGET (the pixels of one class to another)" if task == "segmentation" else ""
-        raise click.BadParameter(f"{text!r}: use none, random, least-likely, a class index 0..{num_classes - 1}"
-                                 f"{pairs}", param_hint="--targeted")
-    if pair and classes[0] == classes[1]:
-        raise click.BadParameter(f"{text!r} sends a class to itself", param_hint="--targeted")
+    from robustcv.evaluation.config import targeted_problem
+
+    problem = targeted_problem(text, num_classes, task)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--targeted")
 
 
 def _check_before_writing(config: EvalConfig, meta) -> None:

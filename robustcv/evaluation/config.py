@@ -139,3 +139,19 @@ def check_config(config: EvalConfig) -> None:
 def pgd_step_size(config: EvalConfig, eps: float) -> float:
     """The PGD step size the run uses at ``eps`` (absolute, or relative to eps)."""
     return config.step_size or config.rel_step_size * eps
+
+
+def targeted_problem(text: str, num_classes: int, task: str) -> str | None:
+    """What is wrong with a ``targeted`` setting (none, random, least-likely, a class index, or for
+    segmenters SOURCE:TARGET), or None when it can run."""
+    if text in ("none", "random", "least-likely"):
+        return "targeted attacks do not apply to multilabel models yet; attack untargeted" \
+            if text != "none" and task == "multilabel" else None
+    classes = text.split(":")
+    pair = len(classes) == 2 and task == "segmentation"
+    if not (len(classes) == 1 or pair) or not all(c.isdigit() and int(c) < num_classes for c in classes):
+        pairs = ", or SOURCE:TARGET (the pixels of one class to another)" if task == "segmentation" else ""
+        return f"{text!r}: use none, random, least-likely, a class index 0..{num_classes - 1}{pairs}"
+    if pair and classes[0] == classes[1]:
+        return f"{text!r} sends a class to itself"
+    return None
