@@ -29,6 +29,7 @@ import robustcv
 from robustcv.cli import main
 from robustcv.errors import UserError
 from robustcv.results import RunResults
+from user_models import linear_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -166,15 +167,7 @@ def digits_model():
     from robustcv.data import DataSpec, as_tensors, get_dataset
 
     splits = get_dataset(DataSpec(name="digits"))
-    x, y = as_tensors(splits.train)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model.eval(), as_tensors(splits.test)
+    return linear_classifier(*as_tensors(splits.train)), as_tensors(splits.test)
 
 
 def _bad(case: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor):

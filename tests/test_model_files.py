@@ -23,6 +23,7 @@ from robustcv.data import DataSpec, as_tensors, get_dataset
 from robustcv.errors import UserError
 from robustcv.model_files import load_model_file
 from robustcv.results import RunResults
+from user_models import linear_classifier
 
 SMALL = ["--n", "30", "--eps", "0,0.05", "--attack", "fgsm,pgd", "--natural", "none", "--quiet"]
 
@@ -47,14 +48,7 @@ def digits():
 def net(digits):
     """A linear digits classifier trained by a plain loop (the user's own model)."""
     (x, y), _ = digits
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model.eval()
+    return linear_classifier(x, y)
 
 
 def export_program(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
