@@ -73,10 +73,11 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
         with distributed.rank0_decides(world):  # a models folder rank 0 cannot use stops every rank
             out = claimed.enter_context(claim_output(directory, OutputKind.CHECKPOINT, force=True,
                                                      option="--models-dir", enabled=world.main))
+        splits = get_dataset(data)
+        check_recipe(recipe, get_task(splits.info.task))  # a data or recipe mistake is the only line
         if show_progress and world.main:
             why = "--force: retraining" if force and directory.exists() else "no checkpoint for this spec yet: training"
             console.print(f"{why} {model.name} on {data.name} into {directory}", soft_wrap=True, markup=False)
-        splits = get_dataset(data)
         net, meta = fit(splits, data, model, recipe, device=torch.device(device),
                         show_progress=show_progress and world.main)
         if world.main:
