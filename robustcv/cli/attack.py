@@ -76,6 +76,8 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--report/--no-report", default=True, show_default=True)
 def attack_command(**params: Any) -> None:
     """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
+    from robustcv.cli.ensemble import print_members
+    from robustcv.evaluation.members import attack_members
     from robustcv.evaluation.orchestrator import run_attack_stage
 
     from robustcv import distributed
@@ -94,15 +96,18 @@ def attack_command(**params: Any) -> None:
         with run_out.staging() as staging:
             results = run_attack_stage(Path(checkpoint), config, staging, device=device, command=command,
                                        show_progress=not params["quiet"], name=out_dir.name)
+            members = attack_members(Path(checkpoint), meta, config, staging, device=device, command=command,
+                                     show_progress=not params["quiet"])
         if results is None:  # another rank: rank 0 reports
             return
         print_results(results)
+        print_members(results, [member for _, member in members])
         stdout.print(f"results: {out_dir / 'results.json'}")
         if report_out is not None:
             from robustcv.report import render_report
 
             with report_out.staging() as staging:
-                render_report([out_dir], staging, formats=("html", "md"))
+                render_report([out_dir] + [out_dir / folder for folder, _ in members], staging, formats=("html", "md"))
             stdout.print(f"report: {report_dir / 'report.html'}")
 
 
