@@ -14,6 +14,7 @@ from robustcv.cli.options import _RECIPE_KEYS as RECIPE_KEYS
 from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_options, data_spec_from,
                                   model_options, model_spec_from, parse_fraction, recipe_from, recipe_options,
                                   run_options)
+from robustcv.cli.seeds import seeds_option
 from robustcv.console import console, stdout, table
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
@@ -74,9 +75,15 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default ./runs/<model>).")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Default ./reports/<run>.")
 @click.option("--report/--no-report", default=True, show_default=True)
+@seeds_option
 def attack_command(**params: Any) -> None:
     """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
-    from robustcv.cli.ensemble import print_members
+    if params["seeds_text"] is not None:
+        from robustcv.cli.seeds import attack_seed_study
+
+        attack_seed_study(params)
+        return
+    from robustcv.cli.groups import print_members
     from robustcv.evaluation.members import attack_members
     from robustcv.evaluation.orchestrator import run_attack_stage
 
