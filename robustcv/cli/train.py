@@ -55,7 +55,8 @@ def print_training_summary(result) -> None:
     metrics = meta.test_metrics
     verb = "trained" if result.trained else "already trained (same spec hash), nothing to do"
     rows = [(key, metrics[key]) for key in SUMMARY_METRICS if isinstance(metrics.get(key), (int, float))]
-    rows.append(("best epoch", str(meta.best_epoch)))
+    if meta.best_epoch is not None:  # an ensemble's members each keep their own best epoch
+        rows.append(("best epoch", str(meta.best_epoch)))
     rows.append(("train seconds", float(meta.seconds)))
     stdout.print(table("test metrics", ("metric", "value"), rows))
     stdout.print(f"{verb}: {result.checkpoint}")
