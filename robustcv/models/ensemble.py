@@ -3,12 +3,12 @@
 The ensemble is one ``nn.Module`` (``EnsembleNet``), so an attack on it is white-box through
 every member: the input gradient of the averaged logits is the mean of the members' gradients.
 
-Why logits and not probabilities: averaging logits is what the ensemble *predicts* with here,
-and attacking exactly the function that predicts is the honest evaluation. Averaged softmax
-outputs would be a different classifier (its argmax can differ), and a cross-entropy on a mean
-of probabilities saturates: a member that is confidently right dominates the gradient less than
-under logit averaging, which makes gradient attacks weaker without making the model more robust
-(a form of gradient masking AutoAttack's checks warn about).
+Why logits and not probabilities: averaging logits is how this ensemble predicts, and the honest
+evaluation attacks exactly the function that predicts. Averaged softmax outputs would be another
+classifier, and their cross-entropy, ``-log mean_i p_i(y)``, stays below ``log(M)`` while any one
+of the ``M`` members is confidently right, a member whose saturated softmax passes almost no
+gradient: gradient attacks get weaker without the model being more robust (the gradient masking
+AutoAttack's checks warn about). Under logit averaging every member's gradient counts in full.
 
 Members share the dataset's normalization (they are trained on the same data), so the checkpoint
 is ``RobustModel(Normalize, EnsembleNet([net_0, net_1, ...]))``: member ``i``'s weights sit under
