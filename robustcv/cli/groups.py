@@ -22,9 +22,9 @@ def print_members(results: RunResults, members: Sequence[RunResults | None]) -> 
     if not members or any(m is None for m in members):
         return
     curves = [run_curve(results)] + [run_curve(m) for m in members]
-    rows = [[label, c.model] + curve_row(c) for label, c in zip(["ensemble"] + ["member"] * len(members), curves)]
-    title = "ensemble (white-box through all members) and each member alone: clean and worst-case robust"
-    stdout.print(table(title, ["", "model"] + curve_columns(curves), rows, digits=3))
+    rows = [[label] + curve_row(c) for label, c in zip(["ensemble"] + [c.model for c in curves[1:]], curves)]
+    stdout.print(f"the ensemble (white-box through all members) and each member alone: {curves[0].model}")
+    stdout.print(table("clean and worst-case robust accuracy", ["model"] + curve_columns(curves), rows, digits=3))
 
 
 def print_study(seeds: Sequence[int], curves: Sequence[Curve], clean: Spread | None,
@@ -32,5 +32,5 @@ def print_study(seeds: Sequence[int], curves: Sequence[Curve], clean: Spread | N
     """Every seed's clean and worst-case robust accuracy per eps, then mean ± std (ddof=1)."""
     rows = [[f"seed {s}"] + curve_row(c) for s, c in zip(seeds, curves)]
     rows.append(["mean ± std"] + [clean.text() if clean else "—"] + [robust[e].text() for e in robust])
-    title = f"seed study ({len(seeds)} seeds): clean and worst-case robust; std = sample std (ddof=1)"
-    stdout.print(table(title, ["run"] + ["clean"] + [f"eps {e:.4g}" for e in robust], rows, digits=3))
+    title = f"seed study ({len(seeds)} seeds): clean and worst-case robust per eps; sample std (ddof=1)"
+    stdout.print(table(title, ["run", "clean"] + [f"{e:.4g}" for e in robust], rows, digits=3))
