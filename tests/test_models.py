@@ -27,7 +27,7 @@ def tiny_info(channels: int = 3, size: int = 32, classes: int = 3, task: Task = 
 
 def test_list_models_names_the_catalog_and_the_dual_form():
     assert EXPECTED <= set(MODELS)
-    assert list_models() == MODELS + ["dual:A+B"]
+    assert list_models() == MODELS + ["dual:A+B", "ensemble:A+B+..."]
 
 
 def _built_for_both_channel_counts(name: str) -> dict[int, RobustModel]:

@@ -15,6 +15,7 @@ from robustcv.cli.options import _RECIPE_KEYS as RECIPE_KEYS
 from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_options, data_spec_from,
                                   model_options, model_spec_from, parse_fraction, recipe_from, recipe_options,
                                   run_options)
+from robustcv.cli.seeds import seeds_option
 from robustcv.console import console, print_table, stdout
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
@@ -91,8 +92,16 @@ def parse_eps_list(text: str) -> list[float]:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default ./runs/<model>).")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Default ./reports/<run>.")
 @click.option("--report/--no-report", default=True, show_default=True)
+@seeds_option
 def attack_command(**params: Any) -> None:
     """Attack a model with FGSM/PGD (and more) across eps; defaults run offline on digits."""
+    if params["seeds_text"] is not None:
+        from robustcv.cli.seeds import attack_seed_study
+
+        attack_seed_study(params)
+        return
+    from robustcv.cli.groups import print_members
+    from robustcv.evaluation.members import attack_members
     from robustcv.evaluation.model_file import run_model_file_stage
     from robustcv.evaluation.orchestrator import run_attack_stage
 
@@ -117,15 +126,19 @@ def attack_command(**params: Any) -> None:
                      else partial(run_attack_stage, Path(checkpoint)))
             results = stage(config, staging, device=device, command=command, show_progress=not params["quiet"],
                             name=out_dir.name)
+            members = [] if params["model_file"] else attack_members(
+                Path(checkpoint), meta, config, staging, device=device, command=command,
+                show_progress=not params["quiet"])
         if results is None:  # another rank: rank 0 reports
             return
         print_results(results)
+        print_members(results, [member for _, member in members])
         stdout.print(f"results: {out_dir / 'results.json'}")
         if report_out is not None:
             from robustcv.report import render_report
 
             with report_out.staging() as staging:
-                render_report([out_dir], staging, formats=("html", "md"))
+                render_report([out_dir] + [out_dir / folder for folder, _ in members], staging, formats=("html", "md"))
             stdout.print(f"report: {report_dir / 'report.html'}")
 
 

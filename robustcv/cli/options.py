@@ -10,8 +10,8 @@ import click
 
 from robustcv.data.base import DataSpec
 from robustcv.device import DEVICE_CHOICES
-from robustcv.training.recipe import (ADV_TRAIN, AUGMENT_POLICIES, CLASS_WEIGHTS, LOSSES, MONITORS, OPTIMIZERS,
-                                      SCHEDULES, Recipe)
+from robustcv.training.recipe import (ADV_TRAIN, AUGMENT_POLICIES, CLASS_WEIGHTS, ENSEMBLE_MODES, LOSSES, MONITORS,
+                                      OPTIMIZERS, SCHEDULES, Recipe)
 
 _RECIPE_DEFAULTS = Recipe()
 
@@ -181,6 +181,9 @@ recipe_options = _stack(
                  show_default=True, help="Temperature of --adv-train distillation."),
     click.option("--threshold", default=_RECIPE_DEFAULTS.threshold, show_default=True,
                  help="Multi-label decision threshold: a probability, or 'tuned' (per class, best F1 on validation)."),
+    click.option("--ensemble-mode", type=_choice(ENSEMBLE_MODES), default=ENSEMBLE_MODES[0], show_default=True,
+                 help="How the members of --model ensemble:A+B+... differ: their seeds, or seeds and a bootstrap "
+                      "resample of the training split (bagging)."),
     click.option("--seed", type=int, default=0, show_default=True),
 )
 
@@ -194,7 +197,7 @@ run_options = _stack(
 _RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "optimizer", "lr", "momentum",
                 "nesterov", "weight_decay", "schedule", "warmup_epochs", "epochs", "batch_size", "loss",
                 "label_smoothing", "focal_gamma", "class_weights", "early_stopping", "monitor", "adv_train",
-                "train_eps", "train_steps", "trades_beta", "distill_temperature", "threshold", "seed")
+                "train_eps", "train_steps", "trades_beta", "distill_temperature", "threshold", "ensemble_mode", "seed")
 
 
 def data_spec_from(params: dict[str, Any]) -> DataSpec:
@@ -212,7 +215,11 @@ def model_spec_from(params: dict[str, Any]):
 
 
 def recipe_from(params: dict[str, Any]) -> Recipe:
+    from robustcv.models.ensemble import is_ensemble
+
     values = {key: params[key] for key in _RECIPE_KEYS}
+    if values["ensemble_mode"] != ENSEMBLE_MODES[0] and not is_ensemble(params["model_name"] or ""):
+        raise click.UsageError("--ensemble-mode applies to --model ensemble:A+B+... only")
     try:
         return Recipe(**values)
     except ValueError as exc:

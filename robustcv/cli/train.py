@@ -7,6 +7,7 @@ import click
 
 from robustcv.cli.options import (ConfigCommand, config_option, data_options, data_spec_from, model_options,
                                   model_spec_from, recipe_from, recipe_options, run_options)
+from robustcv.cli.seeds import seeds_option
 from robustcv.console import stdout, table
 from robustcv.device import resolve_device
 
@@ -19,6 +20,7 @@ from robustcv.device import resolve_device
 @run_options
 @click.option("--denoiser-for", type=click.Path(exists=True, file_okay=False), default=None,
               help="Instead of a classifier, train a denoiser defense for this checkpoint.")
+@seeds_option
 def train_command(**params: Any) -> None:
     """Train a model on a dataset; defaults: a small CNN on the embedded digits, offline."""
     if params["denoiser_for"]:
@@ -30,6 +32,11 @@ def train_command(**params: Any) -> None:
     from robustcv.training import ensure_trained
 
     world, device = distributed.setup(resolve_device(params["device"]))
+    if params["seeds_text"] is not None:
+        from robustcv.cli.seeds import train_seed_study
+
+        train_seed_study(params, device)
+        return
     result = ensure_trained(
         data_spec_from(params), model_spec_from(params), recipe_from(params),
         models_dir=params["models_dir"], device=device, force=params["force"], show_progress=not params["quiet"],
@@ -48,7 +55,8 @@ def print_training_summary(result) -> None:
     metrics = meta.test_metrics
     verb = "trained" if result.trained else "already trained (same spec hash), nothing to do"
     rows = [(key, metrics[key]) for key in SUMMARY_METRICS if isinstance(metrics.get(key), (int, float))]
-    rows.append(("best epoch", str(meta.best_epoch)))
+    if meta.best_epoch is not None:  # an ensemble's members each keep their own best epoch
+        rows.append(("best epoch", str(meta.best_epoch)))
     rows.append(("train seconds", float(meta.seconds)))
     stdout.print(table("test metrics", ("metric", "value"), rows))
     stdout.print(f"{verb}: {result.checkpoint}")

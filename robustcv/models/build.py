@@ -4,6 +4,7 @@ from __future__ import annotations
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 from robustcv.models.dual import build_dual
+from robustcv.models.ensemble import build_ensemble, is_ensemble
 from robustcv.models.registry import DUAL_PREFIX, resolve_model
 from robustcv.models.spec import ModelSpec
 from robustcv.models.wrapper import RobustModel
@@ -24,6 +25,8 @@ def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
     Raises:
         UserError: unknown model, a task the model cannot do, or unusable weights.
     """
+    if is_ensemble(spec.name):
+        return build_ensemble(spec, info)
     kwargs = dict(in_channels=info.channels, num_classes=info.num_classes, hidden=spec.hidden,
                   dropout=spec.dropout, batch_norm=spec.batch_norm, input_size=spec.input_size)
     if spec.name.startswith(DUAL_PREFIX):

@@ -22,6 +22,8 @@ from robustcv.tasks import Task
 
 DUAL_PREFIX = "dual:"
 DUAL_PATTERN = "dual:A+B"
+ENSEMBLE_PREFIX = "ensemble:"
+ENSEMBLE_PATTERN = "ensemble:A+B+..."
 
 IMAGE_LABEL_TASKS = (Task.CLASSIFICATION, Task.MULTILABEL)
 """What a network with one logit vector per image can do: K softmax classes or K sigmoid labels."""
@@ -73,8 +75,8 @@ def register_model(name: str | None = None, *,
 
     def wrapper(fn: B) -> B:
         key = name if name is not None else fn.__name__
-        if key.startswith(DUAL_PREFIX) or "+" in key:
-            raise ValueError(f"'{key}': 'dual:' and '+' are reserved for dual models")
+        if key.startswith((DUAL_PREFIX, ENSEMBLE_PREFIX)) or "+" in key:
+            raise ValueError(f"'{key}': 'dual:', 'ensemble:' and '+' are reserved for dual models and ensembles")
         MODELS.register(key, ModelEntry(key, fn, tuple(Task(t) for t in tasks)))
         return fn
 
@@ -82,13 +84,15 @@ def register_model(name: str | None = None, *,
 
 
 def list_models(*, patterns: bool = True, task: Task | str | None = None) -> list[str]:
-    """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` form is appended.
-    ``task`` keeps only the models that offer it."""
+    """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` (classification) and
+    ``ensemble:A+B+...`` forms are appended. ``task`` keeps only the models that offer it."""
     names = MODELS.names()
     if task is not None:
         names = [n for n in names if Task(task) in MODELS.get(n).tasks]
+    if not patterns:
+        return names
     dual_fits = task is None or Task(task) is Task.CLASSIFICATION
-    return names + [DUAL_PATTERN] if patterns and dual_fits else names
+    return names + ([DUAL_PATTERN] if dual_fits else []) + [ENSEMBLE_PATTERN]
 
 
 def get_entry(name: str) -> ModelEntry:

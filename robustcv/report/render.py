@@ -16,6 +16,7 @@ from robustcv.report.markdown import render_markdown
 from robustcv.report.multilabel import map_vs_eps
 from robustcv.report.natural import natural
 from robustcv.report.reproducibility import reproducibility
+from robustcv.report.study import run_groups
 from robustcv.report.summary import robust_vs_eps, summary, tradeoff
 from robustcv.report.training import training
 from robustcv.results import write_bytes_atomic
@@ -24,7 +25,7 @@ FORMATS = {"html": "report.html", "md": "report.md"}
 
 # The order: verdict first, then the evidence, then how it was made.
 SECTIONS: tuple[Callable[[Context], list[Block]], ...] = (
-    summary, robust_vs_eps, map_vs_eps, tradeoff, per_class, min_eps, gallery, natural, training, sanity,
+    summary, run_groups, robust_vs_eps, map_vs_eps, tradeoff, per_class, min_eps, gallery, natural, training, sanity,
     reproducibility,
 )
 

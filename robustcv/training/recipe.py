@@ -16,6 +16,7 @@ CLASS_WEIGHTS = ("none", "balanced")
 ADV_TRAIN = ("none", "fgsm-rs", "pgd-at", "segpgd-at", "trades", "distillation")
 MONITORS = ("val_accuracy", "val_loss", "val_robust_accuracy")
 DEFAULT_THRESHOLD = "0.5"
+ENSEMBLE_MODES = ("seeds", "bagging")
 TUNED = "tuned"
 
 
@@ -36,6 +37,9 @@ class Recipe:
             distill_temperature: T of defensive distillation (``adv_train="distillation"``).
         threshold: multi-label decision threshold: a probability in (0, 1), or ``tuned`` (per
             class, the best F1 on the validation split); stored in ``model.json``.
+        ensemble_mode: how the members of an ``ensemble:`` model differ: ``seeds`` (each member
+            its own seed on the whole training split, the deep-ensembles default) or ``bagging``
+            (its own seed and a bootstrap resample of the training split); ignored otherwise.
         seed: seeds initialization, shuffling and augmentation.
     """
 
@@ -67,6 +71,7 @@ class Recipe:
     trades_beta: float = 6.0
     distill_temperature: float = 100.0
     threshold: str = DEFAULT_THRESHOLD
+    ensemble_mode: str = ENSEMBLE_MODES[0]
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,6 +82,7 @@ class Recipe:
         _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
         _check_choice("adv_train", self.adv_train, ADV_TRAIN)
         _check_choice("monitor", self.monitor, MONITORS)
+        _check_choice("ensemble_mode", self.ensemble_mode, ENSEMBLE_MODES)
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         _check_ranges(self)
@@ -100,6 +106,8 @@ class Recipe:
             data.pop("distill_temperature")
         if self.threshold == DEFAULT_THRESHOLD:
             data.pop("threshold")
+        if self.ensemble_mode == ENSEMBLE_MODES[0]:
+            data.pop("ensemble_mode")
         return data
 
     @classmethod

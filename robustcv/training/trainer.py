@@ -24,6 +24,7 @@ from robustcv.console import console, progress_bar
 from robustcv.data import DataSpec, Splits, as_tensors, get_dataset
 from robustcv.errors import UserError
 from robustcv.models import FreezePlan, ModelSpec, build_model
+from robustcv.models.ensemble import is_ensemble
 from robustcv.inference import library_versions, predict
 from robustcv.outputs import OutputKind, claim_output
 from robustcv.metrics import MetricState
@@ -78,6 +79,11 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
         if show_progress and world.main:
             why = "--force: retraining" if force and directory.exists() else "no checkpoint for this spec yet: training"
             console.print(f"{why} {model.name} on {data.name} into {directory}", soft_wrap=True, markup=False)
+        if is_ensemble(model.name):
+            _fit_ensemble_into(out, splits, data, model, recipe, directory.name, digest, device,
+                               show_progress and world.main)
+            distributed.barrier(world)
+            return TrainResult(directory, read_metadata(directory), trained=True)
         net, meta = fit(splits, data, model, recipe, device=torch.device(device),
                         show_progress=show_progress and world.main)
         if world.main:
@@ -89,6 +95,17 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
                     save_mask_examples(net, splits, staging / PREDICTIONS_FILE, meta.name, torch.device(device))
     distributed.barrier(world)  # the checkpoint exists for every rank from here on
     return TrainResult(directory, read_metadata(directory), trained=True)
+
+
+def _fit_ensemble_into(out, splits: Splits, data: DataSpec, model: ModelSpec, recipe: Recipe, name: str,
+                       digest: str, device: torch.device | str, show_progress: bool) -> None:
+    """Train an ``ensemble:`` model's members and write the ensemble checkpoint (rank 0)."""
+    from robustcv.training.ensemble import fit_ensemble, write_ensemble
+
+    fitted = fit_ensemble(splits, data, model, recipe, device=torch.device(device), show_progress=show_progress)
+    if distributed.current().main:
+        with out.staging() as staging:
+            write_ensemble(staging, fitted, name, digest)
 
 
 def _has_checkpoint(directory: Path, digest: str) -> bool:
