@@ -41,6 +41,7 @@ def test_bad_seed_lists(text, words):
     (["train", "--seeds", "x"], "--seeds"),
     (["attack", "--seeds", "0-1", "--seed", "3"], "--seed"),
     (["train", "--seeds", "0,1", "--seed", "3"], "--seed"),
+    (["attack", "--seeds", "0,1", "--model-file", "model.pt2"], "--model-file"),
 ])
 def test_bad_seeds_on_the_command_line_is_one_line_exit_2(capsys, tmp_path, argv, words):
     code, _, err = run_cli(capsys, *argv, "--models-dir", tmp_path, "--quiet")

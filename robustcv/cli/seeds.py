@@ -49,6 +49,8 @@ def study_seeds(params: dict[str, Any]) -> list[int]:
         raise click.UsageError("--seed and --seeds exclude each other: a seed study sets each run's seed")
     if params.get("checkpoint"):
         raise click.UsageError("--seeds trains a checkpoint per seed; it cannot attack one --checkpoint")
+    if params.get("model_file"):
+        raise click.UsageError("--seeds trains a checkpoint per seed; it cannot attack one --model-file")
     return seeds
 
 
