@@ -604,6 +604,6 @@ def test_first_line_says_what_the_run_will_do(tmp_path, monkeypatch, capsys):
                            "--natural", "none", "--no-report", "--out", "run")
     assert code == 0, err
     first = err.splitlines()[0]
-    assert first.startswith("attacking models/digits-small_cnn-") and "8 test samples with fgsm" in first, first
+    assert first.startswith("attacking models/digits-small_cnn-") and "on up to 8 test samples with fgsm" in first, first
     code, _, err = run_cli(capsys, "train", *base, "--force")
     assert code == 0 and err.splitlines()[0].startswith("--force: retraining small_cnn"), err

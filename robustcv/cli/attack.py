@@ -27,7 +27,7 @@ def describe_plan(checkpoint: str, config: EvalConfig) -> str:
     """One line saying what the attack stage is about to do."""
     eps = ", ".join(f"{e:.4g}" for e in config.eps)
     defenses = ", ".join(config.defenses)
-    return (f"attacking {checkpoint} on {config.n} test samples with {', '.join(config.attacks)} "
+    return (f"attacking {checkpoint} on up to {config.n} test samples with {', '.join(config.attacks)} "
             f"({config.norm}, eps {eps}; defenses: {defenses})")
 
 
