@@ -53,14 +53,14 @@ def map_interval(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, flo
     classes with a positive in it, as :func:`mean_ap` does)."""
     from robustcv.stats import bootstrap_counts, percentile_interval
 
-    if scores.shape[0] == 0:
+    present = [k for k in range(scores.shape[1]) if labels[:, k].any()]
+    if scores.shape[0] == 0 or not present:
         return None
-    counts = bootstrap_counts(scores.shape[0])
-    per_class = torch.stack([weighted_average_precision(scores[:, k], labels[:, k].bool(), counts)
-                             for k in range(scores.shape[1]) if labels[:, k].any()], 1) if labels.any() else None
-    if per_class is None:
-        return None
-    return percentile_interval(torch.nanmean(per_class, 1), mean_ap(per_class_ap(scores, labels)))
+    weights = torch.cat([torch.ones(1, scores.shape[0], dtype=torch.float64), bootstrap_counts(scores.shape[0])])
+    per_class = torch.stack([weighted_average_precision(scores[:, k], labels[:, k].bool(), weights)
+                             for k in present], 1)
+    maps = torch.nanmean(per_class, 1)  # row 0: every image once, the recorded mAP
+    return percentile_interval(maps[1:], float(maps[0]))
 
 
 def mean_ap(aps: Sequence[float | None]) -> float:

@@ -43,17 +43,18 @@ def segmentation_records(outcome: Outcome, model: str, defense: str, clean_corre
                 "pixel_accuracy": _score(segmentation.pixel_accuracy, outcome.matrices("pixel_accuracy")[j]),
                 "attack_success_rate": _success(outcome, j, clean_correct, False)}
 
-    records = _per_eps_records(outcome, model, defense, values, per_sample_metrics)
-    for record in records:
-        if record.metric == "miou":
-            _set_interval(record, segmentation.miou_interval(outcome.matrices("miou")[outcome.eps.index(record.eps)]))
-    return records
+    def intervals(j: int) -> dict[str, tuple[float, float] | None]:
+        return {"miou": segmentation.miou_interval(outcome.matrices("miou")[j])}
+
+    return _per_eps_records(outcome, model, defense, values, per_sample_metrics, intervals)
 
 
 def _per_eps_records(outcome: Outcome, model: str, defense: str, values: Callable[[int], dict[str, float | None]],
-                     per_sample_metrics: bool) -> list[Record]:
+                     per_sample_metrics: bool,
+                     intervals: Callable[[int], dict[str, tuple[float, float] | None]] | None = None) -> list[Record]:
     """One record per eps and metric of ``values(j)``; with ``per_sample_metrics`` also the
-    true-label confidence and the perturbation sizes. None values are left out."""
+    true-label confidence and the perturbation sizes. None values are left out. ``intervals(j)``
+    gives some metrics their confidence interval."""
     records: list[Record] = []
     base = dict(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
                 n=outcome.correct.shape[1])
@@ -62,8 +63,13 @@ def _per_eps_records(outcome: Outcome, model: str, defense: str, values: Callabl
         if per_sample_metrics:
             row.update(true_class_confidence=_nanmean(outcome.confidence[j]), linf=_mean(outcome.linf[j]),
                        l2=_mean(outcome.l2[j]), psnr=_nanmean(outcome.psnr[j]))
-        records += [Record(**base, eps=float(eps), metric=metric, value=value, seconds=round(outcome.seconds[j], 4))
-                    for metric, value in row.items() if value is not None]
+        added = [Record(**base, eps=float(eps), metric=metric, value=value, seconds=round(outcome.seconds[j], 4))
+                 for metric, value in row.items() if value is not None]
+        for metric, interval in (intervals(j) if intervals else {}).items():
+            for record in added:
+                if record.metric == metric:
+                    _set_interval(record, interval)
+        records += added
     return records
 
 
@@ -122,11 +128,10 @@ def multilabel_records(outcome: Outcome, model: str, defense: str, clean_correct
                 "attack_success_rate": _success(outcome, j, clean_correct, False),
                 **{metric: _finite(scores[metric]) for metric in MULTILABEL_METRICS}}
 
-    records = _per_eps_records(outcome, model, defense, values, per_sample_metrics)
-    for record in records:
-        if record.metric == "map":
-            _set_interval(record, map_interval(outcome.label_margins[outcome.eps.index(record.eps)].float(), labels))
-    return records
+    def intervals(j: int) -> dict[str, tuple[float, float] | None]:
+        return {"map": map_interval(outcome.label_margins[j].float(), labels)}
+
+    return _per_eps_records(outcome, model, defense, values, per_sample_metrics, intervals)
 
 
 def clean_multilabel_records(margins: torch.Tensor, labels: torch.Tensor, model: str, defense: str) -> list[Record]:
