@@ -166,8 +166,8 @@ def test_segpgd_at_contract_and_pass_counts():
 
 
 def test_segpgd_at_on_a_classifier_is_one_line(tmp_path, capsys):
-    from robustcv.cli import main
+    from fault_helpers import assert_one_line, run_cli
 
-    code = main(["train", "--adv-train", "segpgd-at", "--train-eps", "0.1", "--models-dir", str(tmp_path), "--quiet"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "--task segmentation" in err[0], err
+    code, _, err = run_cli(capsys, "train", "--adv-train", "segpgd-at", "--train-eps", "0.1", "--models-dir", tmp_path,
+                           "--quiet")
+    assert_one_line(code, err, "--task segmentation")

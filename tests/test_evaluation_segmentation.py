@@ -313,11 +313,10 @@ def test_class_to_class_run_records_the_share_of_the_source_pixels_reaching_the_
 
 @pytest.mark.parametrize("text, words", [("2:2", "to itself"), ("1:9", "0..5"), ("1:2:3", "SOURCE:TARGET")])
 def test_bad_class_to_class_targets_are_one_line(unet_checkpoint, text, words, capsys):
-    from robustcv.cli import main
+    from fault_helpers import assert_one_line, run_cli
 
-    code = main(["attack", "--checkpoint", str(unet_checkpoint), "--targeted", text, "--no-report", "-q"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and words in err[0], err
+    code, _, err = run_cli(capsys, "attack", "--checkpoint", unet_checkpoint, "--targeted", text, "--no-report", "-q")
+    assert_one_line(code, err, words)
 
 
 def test_report_names_the_eps_where_segpgd_is_above_pgd():

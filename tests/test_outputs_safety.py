@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 
 import pytest
 
+from fault_helpers import assert_one_line, run_cli
 from robustcv.cli import main
 from robustcv.outputs import MANIFEST, OutputKind, claim_output
 from robustcv.results import RunResults, write_json_atomic
@@ -30,20 +31,6 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 # ---------------------------------------------------------------------------------------------
 # helpers and fixtures
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line(code: int, err: str, *words: str) -> None:
-    """Exit status 2 and exactly one ``Error: ...`` line on stderr holding every word."""
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), (code, err)
-    for word in words:
-        assert word.lower() in lines[0].lower(), (word, lines[0])
 
 
 def tree(root: Path) -> dict[str, bytes | str | None]:
