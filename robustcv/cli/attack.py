@@ -23,6 +23,11 @@ from attacks.specs import split_attack_list
 from robustcv.evaluation.config import DEFAULT_ATTACKS, NATURAL_KINDS, EvalConfig, default_attacks, default_eps_grid
 
 
+def invoked_command() -> str:
+    """The command line as typed, for the run's reproducibility record."""
+    return "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def describe_plan(checkpoint: str, config: EvalConfig) -> str:
     """One line saying what the attack stage is about to do."""
     eps = ", ".join(f"{e:.4g}" for e in config.eps)
@@ -120,7 +125,7 @@ def attack_command(**params: Any) -> None:
         config = eval_config(params, meta)
         if world.main and not params["quiet"]:
             console.print(describe_plan(checkpoint, config), soft_wrap=True, markup=False)
-        command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = invoked_command()
         with run_out.staging() as staging:
             stage = (partial(run_model_file_stage, meta) if params["model_file"]  # meta: the opened model file
                      else partial(run_attack_stage, Path(checkpoint)))

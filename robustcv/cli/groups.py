@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from robustcv.console import stdout, table
+from robustcv.console import print_table, stdout
 from robustcv.results import RunResults
 from robustcv.studies import Curve, Spread, run_curve
 
@@ -24,7 +24,7 @@ def print_members(results: RunResults, members: Sequence[RunResults | None]) -> 
     curves = [run_curve(results)] + [run_curve(m) for m in members]
     rows = [[label] + curve_row(c) for label, c in zip(["ensemble"] + [c.model for c in curves[1:]], curves)]
     stdout.print(f"the ensemble (white-box through all members) and each member alone: {curves[0].model}")
-    stdout.print(table("clean and worst-case robust accuracy", ["model"] + curve_columns(curves), rows, digits=3))
+    print_table(stdout, "clean and worst-case robust accuracy", ["model"] + curve_columns(curves), rows, digits=3)
 
 
 def print_study(seeds: Sequence[int], curves: Sequence[Curve], clean: Spread | None,
@@ -33,4 +33,4 @@ def print_study(seeds: Sequence[int], curves: Sequence[Curve], clean: Spread | N
     rows = [[f"seed {s}"] + curve_row(c) for s, c in zip(seeds, curves)]
     rows.append(["mean ± std"] + [clean.text() if clean else "—"] + [robust[e].text() for e in robust])
     title = f"seed study ({len(seeds)} seeds): clean and worst-case robust per eps; sample std (ddof=1)"
-    stdout.print(table(title, ["run", "clean"] + [f"{e:.4g}" for e in robust], rows, digits=3))
+    print_table(stdout, title, ["run", "clean"] + [f"{e:.4g}" for e in robust], rows, digits=3)

@@ -17,8 +17,6 @@ and the seed list. The spread is the sample standard deviation (ddof=1).
 from __future__ import annotations
 
 import contextlib
-import shlex
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -102,8 +100,9 @@ def attack_seed_study(params: dict[str, Any]) -> None:
     out_dir = Path(params["out"] or Path("runs") / name)
     report_dir = Path(params["report_dir"] or Path("reports") / out_dir.name)
     with contextlib.ExitStack() as claims:
-        run_out, report_out = _claim_outputs(claims, params, Path(params["models_dir"]) / name, out_dir, report_dir,
-                                             world.main)
+        with distributed.rank0_decides(world):  # rank 0 claims; a refusal stops every rank
+            run_out, report_out = _claim_outputs(claims, params, Path(params["models_dir"]) / name, out_dir,
+                                                 report_dir, world.main)
         with run_out.staging() as staging:
             runs = [_attack_seed(params, seed, seeds, name, staging, device) for seed in seeds]
             if world.main:
@@ -121,7 +120,7 @@ def attack_seed_study(params: dict[str, Any]) -> None:
 
 def _attack_seed(params: dict[str, Any], seed: int, seeds: list[int], name: str, staging: Path, device):
     """Seed ``seed``'s run into ``staging/seed-<seed>``, marked as part of the study."""
-    from robustcv.cli.attack import _checkpoint, eval_config
+    from robustcv.cli.attack import _checkpoint, eval_config, invoked_command
     from robustcv.evaluation.orchestrator import run_attack_stage
 
     p = with_seed(params, seed)
@@ -129,8 +128,7 @@ def _attack_seed(params: dict[str, Any], seed: int, seeds: list[int], name: str,
     config = eval_config(p, meta)
     run_dir = staging / f"seed-{seed}"
     run_dir.mkdir()
-    command = "robustcv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results = run_attack_stage(Path(checkpoint), config, run_dir, device=device, command=command,
+    results = run_attack_stage(Path(checkpoint), config, run_dir, device=device, command=invoked_command(),
                                show_progress=not p["quiet"], name=f"seed-{seed}")
     if results is not None:
         results.run["study"] = {"name": name, "seeds": seeds, "seed": seed}

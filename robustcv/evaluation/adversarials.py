@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from attacks.norms import Norm, distance
 from robustcv.evaluation.config import EvalConfig
 from robustcv.results import write_bytes_atomic
 
@@ -67,9 +68,9 @@ def save_adversarials(out_dir: Path, runs: list, samples, config: EvalConfig, mo
     written = []
     for run in runs:
         tensors = worst_adversarials(run, config.save_index)
-        delta = (tensors["x_adv"] - samples.x.float()).flatten(1)
+        delta = tensors["x_adv"] - samples.x.float()
         tensors.update(index=samples.index.long(), label=samples.y.long(),
-                       distance=(delta.abs().amax(1) if config.norm == "linf" else delta.norm(dim=1)).float())
+                       distance=distance(Norm(config.norm), delta).float())
         metadata = {"schema": SCHEMA, "model": model_name, "defense": run.spec, "norm": config.norm,
                     "eps": repr(float(config.save_adversarials)),
                     "attacks": json.dumps([f"{o.attack} ({o.extra.get('mode', 'direct')})" for o in run.outcomes])}

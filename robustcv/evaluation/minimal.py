@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from attacks.norms import Norm, distance
 from attacks.objectives import Objective
 from robustcv.evaluation.attacking import build_attack
 from robustcv.evaluation.config import EvalConfig
@@ -62,8 +63,7 @@ def sample_minimal_norms(attack, threat, samples, clean_correct: torch.Tensor, c
         x_min = attack.minimal(threat.attack_model, x, y, target)
         logits = predict(threat.judge, x_min, device)
         fooled = attack.objective.success(logits, (target if attack.targeted else y).cpu(), attack.targeted)
-        delta = (x_min.cpu() - x.cpu()).flatten(1)
-        norm = delta.abs().amax(1) if config.norm == "linf" else delta.norm(dim=1)
+        norm = distance(Norm(config.norm), x_min.cpu() - x.cpu())
         for clean, hit, size in zip(clean_correct[batch].tolist(), fooled.tolist(), norm.tolist()):
             values.append(0.0 if not clean else (round(size, 6) if hit else None))
     return values
