@@ -239,3 +239,27 @@ def test_headline_off_the_grid_falls_back_to_the_largest_eps(tmp_path):
     h = headline(run, "m", "none")
     assert h.eps == 0.3
     assert h.robust == _value(results.records, "m", "none", "robust_accuracy", "worst-case", 0.3)
+
+
+GRIDS = [[0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255], [0, 0.02, 0.05, 0.1, 0.2, 0.3],
+         [0, 1 / 255, 2 / 255, 4 / 255, 8 / 255], [0, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255]]
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=["to-16/255", "digits", "to-8/255", "seven-ticks"])
+def test_eps_tick_labels_never_overprint(grid, tmp_path):
+    """Drawn by matplotlib on the robust-curve figure: no two shown eps labels overlap, and the
+    smallest, largest and every other tick that has room keep their label."""
+    import matplotlib.pyplot as plt
+
+    from robustcv.report import plots
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ax.plot(grid, [1.0] * len(grid))
+    plots._eps_ticks(ax, grid)
+    fig.canvas.draw()
+    shown = [label for label in ax.get_xticklabels() if label.get_text()]
+    boxes = [label.get_window_extent() for label in shown]
+    assert all(not a.padded(1).overlaps(b.padded(1)) for a, b in zip(boxes, boxes[1:]))  # a visible gap
+    assert shown[0].get_text() == "0" and shown[-1].get_text() == plots.fmt_eps(grid[-1])
+    assert len(shown) >= len(grid) - 2
+    plt.close(fig)

@@ -36,11 +36,28 @@ def _styles(series: Sequence[Series]) -> list[dict]:
     return styles
 
 
+LABEL_CHAR = 0.013  # share of the eps axis one tick-label character takes (8 pt on the default figure)
+LABEL_MARGIN = 0.01
+
+
 def _eps_ticks(ax, xs: Sequence[float]) -> None:
     grid = sorted(set(xs))
     if 1 < len(grid) <= 10:
         ax.set_xticks(grid)
-        ax.set_xticklabels([fmt_eps(x) for x in grid], rotation=30 if len(grid) > 6 else 0, fontsize=8)
+        ax.set_xticklabels(_spaced_labels(grid), rotation=30 if len(grid) > 6 else 0, fontsize=8)
+
+
+def _spaced_labels(grid: Sequence[float]) -> list[str]:
+    """``fmt_eps`` labels, blank where one would overprint the last label shown (small eps on a
+    linear axis: 1/255 and 2/255 when the grid reaches 16/255); every tick stays."""
+    span, labels, last = grid[-1] - grid[0], [], None
+    for x in grid:
+        text = fmt_eps(x)
+        room = None if last is None else (len(fmt_eps(last)) + len(text)) / 2 * LABEL_CHAR + LABEL_MARGIN
+        crowded = room is not None and (x - last) < room * span and x != grid[-1]
+        labels.append("" if crowded else text)
+        last = last if crowded else x
+    return labels
 
 
 def _legend(ax, count: int) -> None:
