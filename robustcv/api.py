@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # torch stays unimported until a function runs
     from robustcv.results import Record, RunResults
     from robustcv.training.trainer import TrainResult
 
-SEGMENTATION_SAMPLES = 100  # the CLI's default for segmenters (every image is attacked at every eps)
 DEFAULT_SAMPLES = 500
 
 
@@ -205,6 +204,7 @@ def run_evaluation(model: "nn.Module", card: Any, samples: Any, config: "EvalCon
 def _eval_data(data: Any, task: str | None, classes: Sequence[str] | None, num_classes: int | None,
                ignore_index: int | None, n: int | None, seed: int, data_root: str, image_size: int | None):
     from robustcv.data.base import DataSpec
+    from robustcv.evaluation.config import SEGMENTATION_SAMPLES
     from robustcv.evaluation.inputs import dataset_samples, tensor_samples
     from robustcv.tasks import Task
 
@@ -239,21 +239,15 @@ def _eps_grid(info: "DataInfo", eps: Sequence[float | str] | None, headline_eps:
               norm: str) -> tuple[list[float], float]:
     """The eps grid (0 always on it; default: the dataset's) and the headline eps (default: the
     grid's middle when eps are given), as the CLI resolves them."""
-    from robustcv.evaluation.config import default_eps_grid
+    from robustcv.evaluation.config import resolve_eps_grid
 
-    grid, headline = default_eps_grid(info, norm)
+    given = None
     if eps is not None:
         try:
-            grid = [float(Fraction(e)) if isinstance(e, str) else float(e) for e in eps]
+            given = [float(Fraction(e)) if isinstance(e, str) else float(e) for e in eps]
         except (TypeError, ValueError, ZeroDivisionError):
             raise UserError(f"eps {list(eps)!r}: give numbers or fractions like 8/255") from None
-    if grid and grid[0] != 0:
-        grid = [0.0] + grid  # the clean point anchors the curve and the eps-0 sanity check
-    if headline_eps is not None:
-        headline = float(headline_eps)
-    elif eps is not None:
-        headline = grid[len(grid) // 2]
-    return grid, headline
+    return resolve_eps_grid(info, norm, given, None if headline_eps is None else float(headline_eps))
 
 
 def _defense_list(defenses: Sequence[str]) -> list[str]:

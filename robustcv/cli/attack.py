@@ -20,7 +20,8 @@ from robustcv.console import console, print_table, stdout
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
 from attacks.specs import split_attack_list
-from robustcv.evaluation.config import DEFAULT_ATTACKS, NATURAL_KINDS, EvalConfig, default_attacks, default_eps_grid
+from robustcv.evaluation.config import (DEFAULT_ATTACKS, NATURAL_KINDS, SEGMENTATION_SAMPLES, EvalConfig,
+                                        default_attacks, resolve_eps_grid)
 
 
 def invoked_command() -> str:
@@ -252,14 +253,9 @@ def _claim_outputs(claims: contextlib.ExitStack, params: dict[str, Any], checkpo
 
 def eval_config(params: dict[str, Any], meta) -> EvalConfig:
     """Resolve the evaluation settings, defaulting the eps grid to the dataset's."""
-    grid, headline = default_eps_grid(meta.data_info, params["norm"])
-    eps = parse_eps_list(params["eps_text"]) if params["eps_text"] else grid
-    if eps and eps[0] != 0:
-        eps = [0.0] + eps  # the clean point anchors the curve and the eps-0 sanity check
-    if params["headline_eps"] is not None:
-        headline = params["headline_eps"]
-    elif params["eps_text"]:
-        headline = eps[len(eps) // 2]
+    eps, headline = resolve_eps_grid(meta.data_info, params["norm"],
+                                     parse_eps_list(params["eps_text"]) if params["eps_text"] else None,
+                                     params["headline_eps"])
     if headline not in eps:
         raise click.BadParameter(f"{headline:.4g} is not on the eps grid {eps}", param_hint="--headline-eps")
     natural = [] if params["natural_text"].strip() == "none" else _split(params["natural_text"])
@@ -295,9 +291,6 @@ def _save_eps(text: str | None, headline: float) -> float | None:
         return parse_fraction(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--save-adversarials") from None
-
-
-SEGMENTATION_SAMPLES = 100  # every image is attacked at every eps (none falls early): a CPU-sized default
 
 
 def _sample_count(params: dict[str, Any], meta) -> int:

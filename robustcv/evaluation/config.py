@@ -50,6 +50,23 @@ def default_eps_grid(info: DataInfo, norm: str) -> tuple[list[float], float]:
     return list(grid), headline
 
 
+SEGMENTATION_SAMPLES = 100  # a segmenter's default --n: every image is attacked at every eps (none falls early)
+
+
+def resolve_eps_grid(info: DataInfo, norm: str, eps: list[float] | None,
+                     headline: float | None) -> tuple[list[float], float]:
+    """The run's eps grid and headline eps: the given budgets (default: the dataset's grid) with
+    0 put first, and the given headline (default: the dataset's, or the middle of given budgets)."""
+    grid, default_headline = default_eps_grid(info, norm)
+    if eps is not None:
+        grid = list(eps)
+    if grid and grid[0] != 0:
+        grid = [0.0] + grid  # the clean point anchors the curve and the eps-0 sanity check
+    if headline is None:
+        headline = grid[len(grid) // 2] if eps is not None else default_headline
+    return grid, headline
+
+
 @dataclass
 class EvalConfig:
     """Everything the evaluation needs besides the model.
