@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # torch stays unimported until a function runs
     from robustcv.results import Record, RunResults
     from robustcv.training.trainer import TrainResult
 
-DEFAULT_SAMPLES = 500
 
 
 def with_normalization(model: "nn.Module", mean: Sequence[float], std: Sequence[float]) -> "nn.Module":
@@ -72,7 +71,9 @@ class EvalResults:
     def robust_accuracy(self, defense: str = "none", attack: str = "worst-case") -> dict[float, float]:
         """Robust accuracy by eps for one defense and attack (default: the worst case over attacks;
         a segmenter's curve is its robust mIoU)."""
-        metric = "miou" if self.run.get("task") == "segmentation" else "robust_accuracy"
+        from robustcv.tasks import get_task
+
+        metric = get_task(self.run.get("task", "classification")).robust_metric
         return {r.eps: r.value for r in self.records if r.metric == metric and r.cls is None
                 and r.defense == defense and r.attack == attack and not r.adaptive}
 
@@ -204,16 +205,14 @@ def run_evaluation(model: "nn.Module", card: Any, samples: Any, config: "EvalCon
 def _eval_data(data: Any, task: str | None, classes: Sequence[str] | None, num_classes: int | None,
                ignore_index: int | None, n: int | None, seed: int, data_root: str, image_size: int | None):
     from robustcv.data.base import DataSpec
-    from robustcv.evaluation.config import SEGMENTATION_SAMPLES
     from robustcv.evaluation.inputs import dataset_samples, tensor_samples
-    from robustcv.tasks import Task
+    from robustcv.tasks import get_task
 
     task_value = _task(task)
     if isinstance(data, (str, DataSpec)):
         spec = data if isinstance(data, DataSpec) else DataSpec(name=data, root=str(data_root), seed=seed,
                                                                  task=task_value.value, image_size=image_size)
-        count = n if n is not None else (SEGMENTATION_SAMPLES if spec.task == Task.SEGMENTATION.value
-                                         else DEFAULT_SAMPLES)
+        count = n if n is not None else get_task(spec.task).default_samples
         _check_count(count)
         return dataset_samples(spec, count, seed, classes)
     if n is not None:
@@ -222,12 +221,9 @@ def _eval_data(data: Any, task: str | None, classes: Sequence[str] | None, num_c
 
 
 def _task(task: str | None):
-    from robustcv.tasks import Task
+    from robustcv.tasks import Task, get_task
 
-    try:
-        return Task(task or Task.CLASSIFICATION.value)
-    except ValueError:
-        raise UserError(f"task {task!r}: choose classification, multilabel or segmentation") from None
+    return Task(get_task(task or "classification").name)  # an unknown name: one line listing the tasks
 
 
 def _check_count(n: int) -> None:
@@ -279,12 +275,12 @@ def build_config(info: "DataInfo", *, eps: Sequence[float | str] | None, headlin
     """The run's ``EvalConfig`` with the CLI's defaults (eps grid, headline, the task's attacks,
     ``none`` among the defenses), checked: ``UserError`` for a setting that cannot run."""
     from robustcv.evaluation.attacking import build_attack
-    from robustcv.evaluation.config import EvalConfig, check_config, default_attacks
+    from robustcv.evaluation.config import EvalConfig, check_config
     from robustcv.tasks import get_task
 
     grid, headline = _eps_grid(info, eps, headline_eps, settings["norm"])
     _check_targeted(targeted, info)
-    attack_list = list(attacks) if attacks is not None else default_attacks(info.task.value, info.num_classes,
+    attack_list = list(attacks) if attacks is not None else get_task(info.task).default_attacks(info.num_classes,
                                                                               targeted)
     config = EvalConfig(attacks=attack_list, eps=grid, headline_eps=headline, natural=_natural_list(natural),
                         defenses=_defense_list(defenses), targeted=targeted, n=n,
@@ -297,9 +293,9 @@ def build_config(info: "DataInfo", *, eps: Sequence[float | str] | None, headlin
 
 
 def _check_targeted(targeted: str, info: "DataInfo") -> None:
-    from robustcv.evaluation.config import targeted_problem
+    from robustcv.tasks import get_task
 
-    problem = targeted_problem(targeted, info.num_classes, info.task.value)
+    problem = get_task(info.task).targeted_problem(targeted, info.num_classes)
     if problem:
         raise UserError(f"targeted={problem}" if problem.startswith("'") else problem)
 

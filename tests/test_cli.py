@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from robustcv.cli import main
-from robustcv.evaluation.config import DEFAULT_ATTACKS
+from robustcv.tasks.classification import DEFAULT_ATTACKS
 
 MASKING_CHECKS = ("random restarts do not lower robust accuracy", "a black-box attack does not beat the white-box ones",
                   "margin and DLR losses do not beat the evaluation")

@@ -121,7 +121,8 @@ def unet_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def attacked(unet_checkpoint, tmp_path_factory):
-    from robustcv.evaluation.config import DEFAULT_SEGMENTATION_ATTACKS, EvalConfig
+    from robustcv.evaluation.config import EvalConfig
+    from robustcv.tasks.segmentation import DEFAULT_ATTACKS as DEFAULT_SEGMENTATION_ATTACKS
     from robustcv.evaluation.orchestrator import run_attack_stage
 
     config = EvalConfig(attacks=list(DEFAULT_SEGMENTATION_ATTACKS), eps=[0.0, 0.02, 0.1], headline_eps=0.02,
@@ -190,7 +191,8 @@ def test_default_segmenter_loses_miou_under_attack_and_passes_the_checks(tmp_pat
     segmentation`` does) loses most of its mIoU at eps 8/255, the worst case is at or below every
     attack, and every sanity check passes."""
     from robustcv.data import DataSpec
-    from robustcv.evaluation.config import DEFAULT_SEGMENTATION_ATTACKS, EvalConfig
+    from robustcv.evaluation.config import EvalConfig
+    from robustcv.tasks.segmentation import DEFAULT_ATTACKS as DEFAULT_SEGMENTATION_ATTACKS
     from robustcv.evaluation.orchestrator import run_attack_stage
     from robustcv.models import ModelSpec
     from robustcv.training import Recipe, ensure_trained

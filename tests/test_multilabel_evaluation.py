@@ -9,7 +9,8 @@ from torch import nn
 from attacks.objectives import Multilabel
 from defenses import parse_defense
 from robustcv.data.base import DataInfo
-from robustcv.evaluation.config import DEFAULT_MULTILABEL_ATTACKS, EvalConfig
+from robustcv.evaluation.config import EvalConfig
+from robustcv.tasks.multilabel import DEFAULT_ATTACKS as DEFAULT_MULTILABEL_ATTACKS
 from robustcv.evaluation.defense_run import defense_records, evaluate_defense, merge_runs, shard_state
 from robustcv.evaluation.multilabel import flip_rates, margin_metrics, worst_margins
 from robustcv.evaluation.samples import Samples

@@ -20,8 +20,10 @@ from robustcv.console import console, print_table, stdout
 from robustcv.device import resolve_device
 from robustcv.outputs import Output, OutputKind, claim_output
 from attacks.specs import split_attack_list
-from robustcv.evaluation.config import (DEFAULT_ATTACKS, NATURAL_KINDS, SEGMENTATION_SAMPLES, EvalConfig,
-                                        default_attacks, resolve_eps_grid)
+from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, resolve_eps_grid
+from robustcv.tasks import get_task
+
+DEFAULT_ATTACKS = ",".join(get_task("classification").default_attacks(10))  # --help shows them
 
 
 def invoked_command() -> str:
@@ -66,7 +68,7 @@ def parse_eps_list(text: str) -> list[float]:
 @model_options
 @recipe_options
 @run_options
-@click.option("--attack", "attack_names", default=",".join(DEFAULT_ATTACKS), show_default=True,
+@click.option("--attack", "attack_names", default=DEFAULT_ATTACKS, show_default=True,
               help="Comma-separated: fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, foolbox:<Name>, art:<Name>, "
                    "torchattacks:<Name>; arguments as NAME(key=value, ...), e.g. 'apgd-ce(steps=50)'.")
 @click.option("--eps", "eps_text", default=None, help="Ascending budgets, fractions allowed (default per dataset).")
@@ -294,36 +296,35 @@ def _save_eps(text: str | None, headline: float) -> float | None:
 
 
 def _sample_count(params: dict[str, Any], meta) -> int:
-    """``--n``; a segmenter's default is ``SEGMENTATION_SAMPLES`` images unless ``--n`` is given."""
+    """``--n``; unless it is given, at most the task's default sample count."""
     ctx = click.get_current_context(silent=True)
     given = ctx is None or ctx.get_parameter_source("n") is not click.core.ParameterSource.DEFAULT
-    if meta.data_info.task.value == "segmentation" and not given:
-        return min(params["n"], SEGMENTATION_SAMPLES)
+    if not given:
+        return min(params["n"], get_task(meta.data_info.task).default_samples)
     return params["n"]
 
 
 def _attack_list(params: dict[str, Any], task: str, num_classes: int) -> list[str]:
     """The ``--attack`` list; its default is the task's (APGD-T only for untargeted classification
     of at least 4 classes: its targeted DLR loss needs them)."""
-    if params["attack_names"] != ",".join(DEFAULT_ATTACKS):
+    if params["attack_names"] != DEFAULT_ATTACKS:
         attacks = split_attack_list(params["attack_names"])
         if not attacks:
             raise click.BadParameter(f"{params['attack_names']!r} names no attack; e.g. fgsm,pgd",
                                      param_hint="--attack")
         return attacks
-    return default_attacks(task, num_classes, params["targeted"])
+    return get_task(task).default_attacks(num_classes, params["targeted"])
 
 
 def _check_targeted_task(task: str, targeted: str) -> None:
-    """Targeted attacks on label sets (hide or add a class) are not built: one line, not a run."""
-    if task == "multilabel" and targeted != "none":
-        raise click.UsageError("--targeted does not apply to --task multilabel yet; attack untargeted")
+    """A targeting the task never runs (whatever its classes) is one line, before any training."""
+    problem = get_task(task).targeted_problem(targeted, num_classes=1 << 30)
+    if problem:
+        raise click.BadParameter(f"--task {task}: {problem}", param_hint="--targeted")
 
 
 def _check_targeted(text: str, num_classes: int, task: str) -> None:
-    from robustcv.evaluation.config import targeted_problem
-
-    problem = targeted_problem(text, num_classes, task)
+    problem = get_task(task).targeted_problem(text, num_classes)
     if problem:
         raise click.BadParameter(problem, param_hint="--targeted")
 
@@ -353,7 +354,8 @@ def _check_defenses(specs: list[str]) -> None:
 def print_results(results) -> None:
     """Robust accuracy per eps: one table per defense, a row per (attack, mode), a column per eps."""
     grid = results.run["eps_grid"]
-    metric = "miou" if results.run.get("task") == "segmentation" else "robust_accuracy"
+    task = get_task(results.run.get("task", "classification"))
+    metric = task.robust_metric
     by_defense: dict[str, dict[tuple, dict[float, float]]] = {}
     for r in results.records:
         if r.metric == metric and not r.attack.startswith("natural:"):
@@ -361,9 +363,7 @@ def print_results(results) -> None:
             mode = "all" if r.attack == "worst-case" else ("adaptive" if r.adaptive else "naive")
             rows.setdefault((r.attack, mode), {})[r.eps] = r.value
     columns = ["attack", "mode"] + [f"{e:.4g}" for e in grid]
-    shown = {"segmentation": "robust mIoU", "multilabel": "robust exact match"}.get(results.run.get("task"),
-                                                                                 "robust accuracy")
-    stdout.print(f"{shown} ({results.run['norm']}) of {results.run['name']}")
+    stdout.print(f"{task.robust_label} ({results.run['norm']}) of {results.run['name']}")
     for defense, rows in by_defense.items():
         body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
         print_table(stdout, f"defense: {defense}", columns, body, digits=3, keys=2)

@@ -10,6 +10,7 @@ import click
 
 from robustcv.data.base import DataSpec
 from robustcv.device import DEVICE_CHOICES
+from robustcv.tasks import get_task, list_tasks
 from robustcv.training.recipe import (ADV_TRAIN, AUGMENT_POLICIES, CLASS_WEIGHTS, ENSEMBLE_MODES, LOSSES, MONITORS,
                                       OPTIMIZERS, SCHEDULES, Recipe)
 
@@ -123,15 +124,11 @@ def _choice(values: tuple[str, ...]) -> click.Choice:
     return click.Choice(list(values), case_sensitive=False)
 
 
-# Per task, the embedded dataset and the model that run offline when none is named.
-TASK_DEFAULTS = {"classification": ("digits", "small_cnn"), "segmentation": ("shapes", "unet"),
-                 "multilabel": ("shapes", "deep_cnn")}  # small_cnn sees too little of a shape: mAP 0.74
-
 data_options = _stack(
-    click.option("--task", type=_choice(tuple(TASK_DEFAULTS)), default="classification", show_default=True,
-                 help="What the model predicts: a class, a mask, or a set of labels."),
+    click.option("--task", type=_choice(tuple(list_tasks())), default="classification", show_default=True,
+                 help="What the model predicts (see `robustcv list`): a class, a mask, a set of labels..."),
     click.option("--dataset", default=None, help="Dataset name (see `robustcv list`), or imagefolder:PATH "
-                                                 "[default: digits; shapes for segmentation and multilabel]."),
+                                                 "[default: the task's, digits for classification]."),
     click.option("--data-root", default="./data", show_default=True, help="Where on-disk datasets live."),
     click.option("--val-fraction", type=float, default=0.1, show_default=True),
     click.option("--test-fraction", type=float, default=0.2, show_default=True),
@@ -140,8 +137,8 @@ data_options = _stack(
 
 model_options = _stack(
     click.option("--model", "model_name", default=None,
-                 help="Model name (see `robustcv list`) [default: small_cnn; unet for segmentation; "
-                      "deep_cnn for multilabel]."),
+                 help="Model name (see `robustcv list`) [default: the task's, small_cnn for "
+                      "classification]."),
     click.option("--weights", default=None, help="Pretrained weights: 'imagenet' or a local file."),
     click.option("--hidden", type=int, default=0, show_default=True, help="Hidden units in the new head (0: none)."),
     click.option("--dropout", type=float, default=0.0, show_default=True),
@@ -201,7 +198,7 @@ _RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "op
 
 
 def data_spec_from(params: dict[str, Any]) -> DataSpec:
-    return DataSpec(name=params["dataset"] or TASK_DEFAULTS[params["task"]][0], root=params["data_root"],
+    return DataSpec(name=params["dataset"] or get_task(params["task"]).default_dataset, root=params["data_root"],
                     val_fraction=params["val_fraction"], test_fraction=params["test_fraction"], seed=params["seed"],
                     task=params["task"], image_size=params["image_size"])
 
@@ -209,7 +206,7 @@ def data_spec_from(params: dict[str, Any]) -> DataSpec:
 def model_spec_from(params: dict[str, Any]):
     from robustcv.models import ModelSpec
 
-    return ModelSpec(name=params["model_name"] or TASK_DEFAULTS[params["task"]][1], weights=params["weights"],
+    return ModelSpec(name=params["model_name"] or get_task(params["task"]).default_model, weights=params["weights"],
                      hidden=params["hidden"],
                      dropout=params["dropout"], input_size=params["input_size"])
 

@@ -9,14 +9,6 @@ from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 
 NATURAL_KINDS = ("translate", "rotate", "noise", "blur", "brightness")
-# FGSM and PGD, then AutoAttack's cascade: APGD-CE and APGD-T only on what is still robust.
-DEFAULT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t")
-# Segmenters: every attack on every image (an image is rarely fooled whole, so a cascade would
-# skip nothing); SegPGD and CosPGD as the papers use them, then APGD with SEA's losses.
-DEFAULT_SEGMENTATION_ATTACKS = ("fgsm", "pgd", "segpgd", "cospgd", "apgd(loss=mce)", "apgd(loss=js)")
-# Multi-label: FGSM and PGD, then APGD on the BCE loss (apgd-ce takes the task's loss) as a cascade
-# step; APGD-T aims at other classes of a softmax, which a label set does not have.
-DEFAULT_MULTILABEL_ATTACKS = ("fgsm", "pgd", "apgd-ce")
 
 # Default eps grids by image scale: digits/MNIST-like (dark backgrounds, 0..0.3 is the usual range)
 # and natural-image data (CIFAR-like, 0..16/255).
@@ -30,27 +22,11 @@ _MNIST_LIKE = ("digits", "mnist", "fashion-mnist")
 SANITY_EPS = {"linf": 1.0, "l2": 100.0}  # large enough to turn any image into any other
 
 
-def default_attacks(task: str, num_classes: int, targeted: str = "none") -> list[str]:
-    """The task's default attack list (APGD-T only for untargeted classification of at least 4
-    classes: its targeted DLR loss needs them)."""
-    if task == "segmentation":
-        return list(DEFAULT_SEGMENTATION_ATTACKS)
-    if task == "multilabel":
-        return list(DEFAULT_MULTILABEL_ATTACKS)
-    attacks = list(DEFAULT_ATTACKS)
-    if targeted != "none" or num_classes < 4:
-        attacks.remove("apgd-t")  # APGD-T aims at every other class in turn: untargeted only
-    return attacks
-
-
 def default_eps_grid(info: DataInfo, norm: str) -> tuple[list[float], float]:
     """The default eps grid and headline eps for a dataset and norm."""
     family = "mnist-like" if info.name in _MNIST_LIKE else "natural"
     grid, headline = _GRIDS[(family, norm)]
     return list(grid), headline
-
-
-SEGMENTATION_SAMPLES = 100  # a segmenter's default --n: every image is attacked at every eps (none falls early)
 
 
 def resolve_eps_grid(info: DataInfo, norm: str, eps: list[float] | None,
@@ -95,7 +71,7 @@ class EvalConfig:
             None: none saved.
     """
 
-    attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
+    attacks: list[str] = field(default_factory=lambda: ["fgsm", "pgd", "apgd-ce", "apgd-t"])
     cascade: list[str] = field(default_factory=lambda: ["apgd-ce", "apgd-t"])
     eps: list[float] = field(default_factory=list)
     headline_eps: float = 0.0
@@ -156,19 +132,3 @@ def check_config(config: EvalConfig) -> None:
 def pgd_step_size(config: EvalConfig, eps: float) -> float:
     """The PGD step size the run uses at ``eps`` (absolute, or relative to eps)."""
     return config.step_size or config.rel_step_size * eps
-
-
-def targeted_problem(text: str, num_classes: int, task: str) -> str | None:
-    """What is wrong with a ``targeted`` setting (none, random, least-likely, a class index, or for
-    segmenters SOURCE:TARGET), or None when it can run."""
-    if text in ("none", "random", "least-likely"):
-        return "targeted attacks do not apply to multilabel models yet; attack untargeted" \
-            if text != "none" and task == "multilabel" else None
-    classes = text.split(":")
-    pair = len(classes) == 2 and task == "segmentation"
-    if not (len(classes) == 1 or pair) or not all(c.isdigit() and int(c) < num_classes for c in classes):
-        pairs = ", or SOURCE:TARGET (the pixels of one class to another)" if task == "segmentation" else ""
-        return f"{text!r}: use none, random, least-likely, a class index 0..{num_classes - 1}{pairs}"
-    if pair and classes[0] == classes[1]:
-        return f"{text!r} sends a class to itself"
-    return None

@@ -1,0 +1,51 @@
+"""Multi-label classification: independent sigmoid decisions per class; mAP and exact match."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from robustcv.tasks.base import TaskDefinition, register_task
+
+if TYPE_CHECKING:
+    from attacks.objectives import Objective
+    from robustcv.metrics import MetricState
+
+# FGSM and PGD, then APGD on the BCE loss (apgd-ce takes the task's loss) as a cascade step;
+# APGD-T aims at other classes of a softmax, which a label set does not have.
+DEFAULT_ATTACKS = ("fgsm", "pgd", "apgd-ce")
+
+
+class MultilabelTask(TaskDefinition):
+    """Independent sigmoid decisions per class; mAP and exact match."""
+
+    name = "multilabel"
+    summary = "a 0/1 label set per image (sigmoid > threshold); robust exact match, mAP"
+    loss_family = "sigmoid"
+    gallery = "label-sets"
+    default_loss = "bce"
+    headline_metric = "map"
+    robust_label = "robust exact match"
+    default_dataset = "shapes"
+    default_model = "deep_cnn"  # small_cnn sees too little of a shape: mAP 0.74
+    objective_class = "Multilabel"
+
+    def objective(self, info: Any, loss: str | None = None, **settings: Any) -> "Objective":  # noqa: D102
+        from attacks.objectives import Multilabel
+
+        return Multilabel(self.checked_loss(loss), thresholds=settings.get("thresholds", 0.5))
+
+    def accumulator(self, info: Any, **settings: Any) -> "MetricState":  # noqa: D102
+        from robustcv.metrics import MultilabelState
+
+        return MultilabelState(tuple(info.classes), thresholds=settings.get("thresholds", 0.5))
+
+    def default_attacks(self, num_classes: int, targeted: str = "none") -> list[str]:  # noqa: D102
+        return list(DEFAULT_ATTACKS)
+
+    def targeted_problem(self, text: str, num_classes: int) -> str | None:
+        """Targeted attacks on label sets (hide or add a class) are not built."""
+        if text == "none":
+            return None
+        return "targeted attacks do not apply to multilabel models yet; attack untargeted"
+
+
+register_task(MultilabelTask())
