@@ -116,7 +116,8 @@ def attack_command(**params: Any) -> None:
     from robustcv import distributed
 
     _refuse_ignored_flags(params)
-    _check_targeted_task(params["task"], params["targeted"])  # before any training
+    if not (params["checkpoint"] or params["model_file"]):  # else the model's own task decides, below
+        _check_targeted_task(params["task"], params["targeted"])  # before any training
     world, device = distributed.setup(resolve_device(params["device"]))
     planned = _planned_checkpoint(params)
     out_dir = Path(params["out"] or Path("runs") / planned.name)
