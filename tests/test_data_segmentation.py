@@ -68,7 +68,7 @@ def test_voc_builds_21_classes_fixed_size_splits(tmp_path):
     splits = get_dataset(voc_spec(tmp_path, image_size=24))
     info = splits.info
     assert info.classes == ("background",) + VOC_CLASSES and len(VOC_CLASSES) == 20
-    assert (info.task.value, info.channels, info.image_size, info.ignore_index, info.hflip_ok) == (
+    assert (info.task, info.channels, info.image_size, info.ignore_index, info.hflip_ok) == (
         "segmentation", 3, (24, 24), IGNORE, True)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (3, 1, 2)
     for split in (splits.train, splits.val, splits.test):

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from torch.utils.data import Dataset
 
-from robustcv.tasks import Task
+DEFAULT_TASK = "classification"  # what a spec without a task means
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class DataSpec:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     seed: int = 0
-    task: str = Task.CLASSIFICATION.value
+    task: str = DEFAULT_TASK
     image_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,11 +46,12 @@ class DataInfo:
     """What the rest of the pipeline needs to know about a dataset.
 
     Images are float tensors ``[C, H, W]`` in ``[0, 1]``; ``mean``/``std`` are the per-channel
-    statistics the model normalizes with internally (pixel-space rule).
+    statistics the model normalizes with internally (pixel-space rule). ``task`` is the task's
+    name (``get_task(info.task)`` gives what it means).
     """
 
     name: str
-    task: Task
+    task: str
     classes: tuple[str, ...]
     channels: int
     image_size: tuple[int, int]
@@ -59,20 +60,21 @@ class DataInfo:
     hflip_ok: bool = True
     ignore_index: int | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", str(getattr(self.task, "value", self.task)))  # a name, never an enum
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["task"] = self.task.value
-        return data
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataInfo":
         return cls(
             name=data["name"],
-            task=Task(data["task"]),
+            task=str(data["task"]),
             classes=tuple(data["classes"]),
             channels=int(data["channels"]),
             image_size=tuple(data["image_size"]),

@@ -6,9 +6,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from robustcv.evaluation import multilabel, segmentation
+from robustcv.evaluation import multilabel
 from robustcv.evaluation.outcome import Outcome
-from robustcv.metrics_multilabel import map_interval
+from robustcv.metrics import segmentation
+from robustcv.metrics.multilabel import map_interval
 from robustcv.results import Record
 
 
