@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from torch.utils.data import Dataset
 
-DEFAULT_TASK = "classification"  # what a spec without a task means
+from robustcv.tasks.base import DEFAULT_TASK
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,16 @@ class Splits:
 
 
 DatasetBuilder = Callable[[DataSpec], Splits]
+
+
+def by_task(builders: Mapping[str, DatasetBuilder], name: str) -> DatasetBuilder:
+    """One registered builder for a dataset that serves several tasks: ``builders`` maps each task
+    name to the builder of its splits, so no builder compares task names. Register the result
+    with ``tasks=tuple(builders)``."""
+
+    def build(spec: DataSpec) -> Splits:
+        return builders[spec.task](spec)
+
+    build.__name__ = build.__qualname__ = f"build_{name}"
+    return build
+

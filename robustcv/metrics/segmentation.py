@@ -37,6 +37,15 @@ def miou(matrices: torch.Tensor) -> torch.Tensor:
     return (iou * present).sum(-1) / present.sum(-1)
 
 
+def class_iou(matrix: torch.Tensor) -> torch.Tensor:
+    """IoU of each class ``[K]`` of one ``[K, K]`` matrix (float64; ``nan`` for a class absent from
+    both target and prediction)."""
+    cm = matrix.double()
+    tp = cm.diag()
+    union = cm.sum(1) + cm.sum(0) - tp
+    return torch.where(union > 0, tp / union.clamp_min(1), torch.nan)
+
+
 def miou_interval(confusions: torch.Tensor) -> tuple[float, float] | None:
     """The 95 % bootstrap interval of the dataset mIoU of per-image matrices ``[N, K, K]``:
     images resampled with replacement, each resample's matrices summed (``None`` without images)."""
@@ -95,9 +104,8 @@ def segmentation_metrics(matrix: torch.Tensor, classes: Sequence[str]) -> dict[s
     ``per_class_iou``) and is left out of the mean, as in torchvision's references and mmseg.
     """
     cm = matrix.double()
-    tp, support, predicted = cm.diag(), cm.sum(1), cm.sum(0)
-    union = support + predicted - tp
-    iou = torch.where(union > 0, tp / union.clamp_min(1), torch.nan)
+    tp, support = cm.diag(), cm.sum(1)
+    iou = class_iou(cm)
     class_acc = torch.where(support > 0, tp / support.clamp_min(1), torch.nan)
     return {
         "miou": _nanmean(iou), "pixel_accuracy": float(tp.sum() / cm.sum().clamp_min(1)),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from attacks.registries import Registry
 from robustcv.errors import UserError
-from robustcv.metrics.base import MetricInfo
+from robustcv.metrics.base import WILSON, MetricInfo
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +29,7 @@ class Task(str, Enum):
     MULTILABEL = "multilabel"
 
 
+DEFAULT_TASK = "classification"  # what a spec, a request or a results file without a task means
 DEFAULT_SAMPLES = 500  # evaluated test samples when --n is not given (a task may lower it)
 
 
@@ -46,6 +47,8 @@ class TaskDefinition:
         robust_metric: the record metric the console and the API quote as the robust figure.
         robust_label: how the console names that figure.
         figure_label: what the headline numbers measure, for the report's headings.
+        class_metric: the per-class record metric the report's per-class section shows.
+        class_label: how the report names it; class_note: what the report adds to explain it.
         default_dataset, default_model: what runs offline when no ``--dataset``/``--model`` is given.
         default_samples: evaluated samples when ``--n`` is not given.
         default_ignore_index: the label value that marks "no label" when the data gives none.
@@ -71,6 +74,9 @@ class TaskDefinition:
     robust_metric = "robust_accuracy"
     robust_label = "robust accuracy"
     figure_label = "accuracy"
+    class_metric = "class_robust_accuracy"
+    class_label = "robust accuracy"
+    class_note = ""
     default_dataset = "digits"
     default_model = "small_cnn"
     default_samples = DEFAULT_SAMPLES
@@ -175,6 +181,16 @@ def get_task(task: Any) -> TaskDefinition:
     import robustcv.tasks  # noqa: F401  (registers every task module on first use)
 
     return TASKS.get(str(getattr(task, "value", task)))
+
+
+def metric_interval(metric: str) -> str:
+    """The interval kind (``wilson``, ``bootstrap``, ``none``) a task declares for a record metric;
+    Wilson when no task declares it."""
+    for name in list_tasks():
+        info = TASKS.get(name).metric(metric)
+        if info is not None:
+            return info.interval
+    return WILSON
 
 
 def task_of(objective: Any) -> TaskDefinition:

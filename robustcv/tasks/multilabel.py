@@ -30,6 +30,10 @@ class MultilabelTask(TaskDefinition):
     figure_label = "exact match"
     class_checks = False  # no single class to be at chance, to target or to search a minimal norm for
     metrics = MultilabelState.METRICS
+    class_metric = "class_flip_rate"
+    class_label = "label flip rate"
+    class_note = (" A label's flip rate: among the images whose clean decision on that class is right, the share "
+                  "the attack turned wrong (lower is better).")
     report_sections = ("label-metrics",)  # mAP, F1, Hamming loss under attack; per-class flip rates
     default_dataset = "shapes"
     default_model = "deep_cnn"  # small_cnn sees too little of a shape: mAP 0.74

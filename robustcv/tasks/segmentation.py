@@ -36,6 +36,8 @@ class SegmentationTask(TaskDefinition):
     robust_metric = "miou"
     robust_label = "robust mIoU"
     figure_label = "mIoU"
+    class_metric = "class_iou"
+    class_label = "IoU under attack"
     default_dataset = "shapes"
     default_model = "unet"
     default_samples = SAMPLES
