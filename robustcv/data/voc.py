@@ -25,7 +25,7 @@ from robustcv.data.registry import register_dataset
 from robustcv.data.segfiles import Pair, check_pair, fixed_size, segmentation_splits
 from robustcv.data.splitting import train_val_indices
 from robustcv.data.voc_files import ARCHIVES, SEGMENTATION_CLASSES, VOC_CLASSES, voc_folder
-from robustcv.data.voc_multilabel import build_voc_multilabel
+from robustcv.data import voc_multilabel
 from robustcv.errors import UserError
 
 __all__ = ["ARCHIVES", "SEGMENTATION_CLASSES", "VOC_CLASSES", "voc_folder", "split_names", "segmentation_pairs",
@@ -72,7 +72,7 @@ def build_voc_segmentation(spec: DataSpec, year: str) -> Splits:
 def _builder(year: str) -> DatasetBuilder:
     """The registered builder of one year: segmentation masks or, for ``--task multilabel``, label sets."""
     builders = {"segmentation": functools.partial(build_voc_segmentation, year=year),
-                "multilabel": functools.partial(build_voc_multilabel, year=year)}
+                "multilabel": lambda spec: voc_multilabel.build_voc_multilabel(spec, year)}
     build = by_task(builders, f"voc{year}")
     build.__doc__ = f"PASCAL VOC {year}: segmentation masks or, for ``--task multilabel``, label sets."
     return build

@@ -2,8 +2,11 @@
 
 A :class:`TaskDefinition` gives the attack objective, the training loss family, a mergeable
 metric accumulator, the model head kind, the run defaults (dataset, model, samples, attacks),
-the targeting rules and the words the console and the report use. Nothing else decides the
-task from a tensor's shape or compares task names: it asks ``get_task(info.task)``.
+the targeting rules, label validation and the logits' shape, the per-sample state evaluation
+keeps, the sanity checks that apply, the natural-sweep hook, the record metrics with their
+labels and interval kinds, and the words and sections of the console and the report. Nothing
+else decides the task from a tensor's shape or compares task names: it asks
+``get_task(info.task)`` (or ``task_of(objective)``).
 """
 from __future__ import annotations
 
