@@ -364,7 +364,7 @@ class APGDT(_APGDBase):
         super().__init__(norm, steps, restarts, objective, False, rho, early_stop, seed)
         if int(n_target_classes) < 1:
             raise ValueError(f"n_target_classes must be >= 1, got {n_target_classes}")
-        if self.objective.task != "classification":
+        if not self.objective.class_targets:
             raise ValueError(f"apgd-t needs a classification objective (targets are classes), got {self.objective!r}")
         self.n_target_classes = int(n_target_classes)
 

@@ -42,6 +42,9 @@ class Objective(abc.ABC):
     LOSSES: dict[str, LossFn] = {}
     DEFAULT_LOSS = "ce"
     task = "custom"
+    # The logits are one softmax over classes per sample (``[B, K]``, labels ``[B]``), so another
+    # class can be a target: what APGD-T and FAB-T need.
+    class_targets = False
 
     def __init__(self, loss: str | LossFn = "ce") -> None:
         if not callable(loss) and loss not in self.LOSSES:
@@ -100,6 +103,7 @@ class Classification(Objective):
 
     LOSSES = {"ce": losses.cross_entropy, "margin": losses.margin, "dlr": losses.dlr}
     task = "classification"
+    class_targets = True
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return logits.argmax(dim=1) == y

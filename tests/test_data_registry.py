@@ -58,7 +58,7 @@ def test_names_are_case_insensitive(digits):
 def test_digits_split_sizes_info_and_value_range(digits):
     assert (len(digits.train), len(digits.val), len(digits.test)) == (1294, 144, 359)
     info = digits.info
-    assert info.task is Task.CLASSIFICATION and info.classes == tuple("0123456789")
+    assert info.task == Task.CLASSIFICATION and info.classes == tuple("0123456789")
     assert (info.channels, info.image_size, info.hflip_ok) == (1, (8, 8), False)
     x, y = as_tensors(digits.train)
     assert x.shape == (1294, 1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64

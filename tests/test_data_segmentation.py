@@ -1,8 +1,6 @@
 """Segmentation file datasets: ``voc*`` (VOCdevkit) and ``segfolder:PATH``, read from tiny real trees."""
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +66,7 @@ def test_voc_builds_21_classes_fixed_size_splits(tmp_path):
     splits = get_dataset(voc_spec(tmp_path, image_size=24))
     info = splits.info
     assert info.classes == ("background",) + VOC_CLASSES and len(VOC_CLASSES) == 20
-    assert (info.task.value, info.channels, info.image_size, info.ignore_index, info.hflip_ok) == (
+    assert (info.task, info.channels, info.image_size, info.ignore_index, info.hflip_ok) == (
         "segmentation", 3, (24, 24), IGNORE, True)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (3, 1, 2)
     for split in (splits.train, splits.val, splits.test):
@@ -125,9 +123,10 @@ def test_the_registry_refuses_classification_and_dispatches_multilabel(tmp_path,
     with pytest.raises(UserError, match="offers task"):
         get_dataset(voc_spec(tmp_path, task="classification"))
     calls = []
-    fake = types.ModuleType("robustcv.data.voc_multilabel")
-    fake.build_voc_multilabel = lambda spec, year: calls.append((spec.name, year)) or "multilabel splits"
-    monkeypatch.setitem(sys.modules, "robustcv.data.voc_multilabel", fake)
+    from robustcv.data import voc_multilabel
+
+    fake = lambda spec, year: calls.append((spec.name, year)) or "multilabel splits"  # noqa: E731
+    monkeypatch.setattr(voc_multilabel, "build_voc_multilabel", fake)
     assert get_dataset(voc_spec(tmp_path, task="multilabel")) == "multilabel splits"
     get_dataset(voc_spec(tmp_path, name="voc2009", task="multilabel"))
     assert calls == [("voc", "2012"), ("voc2009", "2009")]

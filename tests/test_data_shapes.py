@@ -52,7 +52,7 @@ def segmentation():
 
 def test_classification_splits_and_info(classification):
     info = classification.info
-    assert info.task is Task.CLASSIFICATION and info.classes == SHAPE_CLASSES
+    assert info.task == Task.CLASSIFICATION and info.classes == SHAPE_CLASSES
     assert (info.channels, info.image_size, info.hflip_ok, info.ignore_index) == (3, (32, 32), True, None)
     x, y = as_tensors(classification.train)
     assert x.shape[1:] == (3, 32, 32) and 0 <= x.min() and x.max() <= 1 and y.ndim == 1
@@ -64,7 +64,7 @@ def test_classification_splits_and_info(classification):
 
 def test_segmentation_returns_masks_on_the_same_images(segmentation, classification):
     info = segmentation.info
-    assert info.task is Task.SEGMENTATION and info.classes == ("background",) + SHAPE_CLASSES
+    assert info.task == Task.SEGMENTATION and info.classes == ("background",) + SHAPE_CLASSES
     assert info.ignore_index == IGNORE_INDEX and info.num_classes == 6
     image, mask = segmentation.test[0]
     assert image.shape == (3, 32, 32) and mask.shape == (32, 32) and mask.dtype == torch.int64

@@ -11,6 +11,7 @@ import torch
 from attacks.objectives import Segmentation
 from robustcv.evaluation import segmentation
 from robustcv.evaluation.outcome import OutcomeBuilder, worst_case
+from robustcv.metrics.segmentation import image_confusions, miou, pixel_accuracy
 
 K = 4
 
@@ -27,7 +28,7 @@ def test_image_confusions_sum_to_torchmetrics_matrix():
     from torchmetrics.classification import MulticlassConfusionMatrix
 
     logits, y = _random_masks(5)
-    ours = segmentation.image_confusions(logits, y, K, 255)
+    ours = image_confusions(logits, y, K, 255)
     reference = MulticlassConfusionMatrix(num_classes=K, ignore_index=255)(logits.argmax(1), y)
     assert ours.shape == (5, K, K)
     assert torch.equal(ours.sum(0), reference)
@@ -36,7 +37,7 @@ def test_image_confusions_sum_to_torchmetrics_matrix():
 
 def test_miou_and_pixel_accuracy_match_a_direct_numpy_computation():
     logits, y = _random_masks(4, seed=1)
-    cm = segmentation.image_confusions(logits, y, K, 255).sum(0).numpy().astype(float)
+    cm = image_confusions(logits, y, K, 255).sum(0).numpy().astype(float)
     pred, true = logits.argmax(1).numpy(), y.numpy()
     valid = true != 255
     ious = []
@@ -45,12 +46,12 @@ def test_miou_and_pixel_accuracy_match_a_direct_numpy_computation():
         union = np.sum(((pred == c) | (true == c)) & valid)
         if union:
             ious.append(inter / union)
-    assert float(segmentation.miou(torch.tensor(cm))) == pytest.approx(np.mean(ious))
-    assert float(segmentation.pixel_accuracy(torch.tensor(cm))) == pytest.approx(np.mean(pred[valid] == true[valid]))
+    assert float(miou(torch.tensor(cm))) == pytest.approx(np.mean(ious))
+    assert float(pixel_accuracy(torch.tensor(cm))) == pytest.approx(np.mean(pred[valid] == true[valid]))
 
 
 def _attack_confusions(attacks: int, n: int, seed: int) -> torch.Tensor:
-    per_attack = [segmentation.image_confusions(*_random_masks(n, seed=seed + a)[:1], _random_masks(n, seed=seed)[1],
+    per_attack = [image_confusions(*_random_masks(n, seed=seed + a)[:1], _random_masks(n, seed=seed)[1],
                                                 K, 255) for a in range(attacks)]
     return torch.stack(per_attack)  # same truth, different predictions per attack
 
@@ -61,24 +62,24 @@ def test_worst_by_pixel_accuracy_takes_each_images_fewest_right_pixels():
     right = confusions.diagonal(dim1=-2, dim2=-1).sum(-1)  # [A, N]
     assert torch.equal(worst.diagonal(dim1=-2, dim2=-1).sum(-1), right.min(0).values)
     # The aggregate is a sum, so the per-image choice is the optimum over all assignments.
-    best = min(float(segmentation.pixel_accuracy(confusions[list(c), range(6)].sum(0)))
+    best = min(float(pixel_accuracy(confusions[list(c), range(6)].sum(0)))
                for c in itertools.product(range(3), repeat=6))
-    assert float(segmentation.pixel_accuracy(worst.sum(0))) == pytest.approx(best)
+    assert float(pixel_accuracy(worst.sum(0))) == pytest.approx(best)
 
 
 def test_greedy_worst_miou_beats_every_single_attack_and_is_a_local_optimum():
     confusions = _attack_confusions(3, 7, seed=3)
     worst = segmentation.worst_by_miou(confusions)
-    value = float(segmentation.miou(worst.sum(0)))
-    singles = segmentation.miou(confusions.sum(1))
+    value = float(miou(worst.sum(0)))
+    singles = miou(confusions.sum(1))
     assert value <= float(singles.min()) + 1e-12
     # No single image can switch to another attack and lower the dataset mIoU further.
     for i in range(7):
         for a in range(3):
             switched = worst.sum(0) - worst[i] + confusions[a, i]
-            assert float(segmentation.miou(switched)) >= value - 1e-12
+            assert float(miou(switched)) >= value - 1e-12
     # And it is close to the exhaustive optimum on this small case.
-    exhaustive = min(float(segmentation.miou(confusions[list(c), range(7)].sum(0)))
+    exhaustive = min(float(miou(confusions[list(c), range(7)].sum(0)))
                      for c in itertools.product(range(3), repeat=7))
     assert value <= exhaustive + 0.02
 

@@ -136,7 +136,7 @@ def test_old_results_json_without_intervals_still_loads(tmp_path):
 def test_weighted_average_precision_matches_scikit_learn_with_sample_weights():
     from sklearn.metrics import average_precision_score
 
-    from robustcv.metrics_multilabel import weighted_average_precision
+    from robustcv.metrics.multilabel import weighted_average_precision
     from robustcv.stats import bootstrap_counts
 
     generator = torch.Generator().manual_seed(3)
@@ -165,7 +165,7 @@ def test_miou_interval_equals_a_percentile_bootstrap_by_resampled_indices():
     """Our weighted sums against the textbook loop: resample image indices, sum, mIoU, percentiles."""
     import numpy as np
 
-    from robustcv.evaluation.segmentation import miou, miou_interval
+    from robustcv.metrics.segmentation import miou, miou_interval
     from robustcv.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
     generator = torch.Generator().manual_seed(0)
@@ -178,7 +178,7 @@ def test_miou_interval_equals_a_percentile_bootstrap_by_resampled_indices():
 
 
 def test_more_images_narrow_the_miou_interval():
-    from robustcv.evaluation.segmentation import miou_interval
+    from robustcv.metrics.segmentation import miou_interval
 
     generator = torch.Generator().manual_seed(0)
     confusions = torch.randint(0, 50, (400, 3, 3), generator=generator)

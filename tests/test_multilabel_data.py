@@ -46,7 +46,7 @@ def test_shapes_pixels_follow_the_labels():
 
 def test_shapes_multilabel_splits_are_disjoint_and_stratified_by_label_set():
     splits = get_dataset(DataSpec(name="shapes", task="multilabel"))
-    assert splits.info.task is Task.MULTILABEL and splits.info.classes == ("circle", "square", "triangle", "cross",
+    assert splits.info.task == Task.MULTILABEL and splits.info.classes == ("circle", "square", "triangle", "cross",
                                                                             "star")
     parts = [as_tensors(s) for s in (splits.train, splits.val, splits.test)]
     assert [len(y) for _, y in parts] == [2160, 240, 600]
@@ -172,7 +172,7 @@ def _expected_images(root: Path, size: int = 16) -> dict[bytes, int]:
 
 def test_csv_label_lists_read_every_separator_and_sort_the_classes(tmp_path):
     splits = get_dataset(csv_spec(list_csv(tmp_path)))
-    assert splits.info.classes == ("bird", "cat", "dog") and splits.info.task is Task.MULTILABEL
+    assert splits.info.classes == ("bird", "cat", "dog") and splits.info.task == Task.MULTILABEL
     x, y = _all_items(splits)
     assert len(y) == 10 and [len(as_tensors(s)[1]) for s in (splits.train, splits.val, splits.test)] == [6, 2, 2]
     index = _expected_images(tmp_path)

@@ -14,7 +14,7 @@ from robustcv.tasks.multilabel import DEFAULT_ATTACKS as DEFAULT_MULTILABEL_ATTA
 from robustcv.evaluation.defense_run import defense_records, evaluate_defense, merge_runs, shard_state
 from robustcv.evaluation.multilabel import flip_rates, margin_metrics, worst_margins
 from robustcv.evaluation.samples import Samples
-from robustcv.metrics_multilabel import multilabel_metrics
+from robustcv.metrics.multilabel import multilabel_metrics
 from robustcv.tasks import Task
 
 K = 4

@@ -9,7 +9,7 @@ import torch
 from sklearn import metrics as skm
 
 from robustcv.metrics import MultilabelState
-from robustcv.metrics_multilabel import multilabel_metrics
+from robustcv.metrics.multilabel import multilabel_metrics
 from robustcv.tasks import get_task
 
 K = 5

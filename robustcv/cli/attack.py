@@ -203,9 +203,9 @@ def _checkpoint(params: dict[str, Any], device) -> tuple[str, dict]:
         return params["model_file"], _open_model_file(params, device)
     if params["checkpoint"]:
         meta = read_metadata(params["checkpoint"])
-        if _given("task") and params["task"] != meta.data_info.task.value:
+        if _given("task") and params["task"] != meta.data_info.task:
             raise click.UsageError(f"--task {params['task']} contradicts --checkpoint {params['checkpoint']}, a "
-                                   f"{meta.data_info.task.value} model; drop --task")
+                                   f"{meta.data_info.task} model; drop --task")
         return params["checkpoint"], meta
     result = ensure_trained(data_spec_from(params), model_spec_from(params), recipe_from(params),
                             models_dir=params["models_dir"], device=device, force=False,
@@ -269,10 +269,10 @@ def eval_config(params: dict[str, Any], meta) -> EvalConfig:
     defenses = list(dict.fromkeys(_split(params["defense_text"]) or ["none"]))  # in order, once each
     if "none" not in defenses:
         defenses.insert(0, "none")
-    _check_targeted_task(meta.data_info.task.value, params["targeted"])  # --checkpoint: the model's own task
-    _check_targeted(params["targeted"], meta.data_info.num_classes, meta.data_info.task.value)
+    _check_targeted_task(meta.data_info.task, params["targeted"])  # --checkpoint: the model's own task
+    _check_targeted(params["targeted"], meta.data_info.num_classes, meta.data_info.task)
     _check_defenses(defenses)
-    attacks = _attack_list(params, meta.data_info.task.value, meta.data_info.num_classes)
+    attacks = _attack_list(params, meta.data_info.task, meta.data_info.num_classes)
     config = EvalConfig(attacks=attacks, eps=eps, headline_eps=headline, norm=params["norm"],
                         steps=params["steps"], step_size=params["step_size"],
                         rel_step_size=params["rel_step_size"], restarts=params["restarts"], apgd_steps=params["apgd_steps"],

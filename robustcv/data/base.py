@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from torch.utils.data import Dataset
 
-from robustcv.tasks import Task
+from robustcv.tasks.base import DEFAULT_TASK
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class DataSpec:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     seed: int = 0
-    task: str = Task.CLASSIFICATION.value
+    task: str = DEFAULT_TASK
     image_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,11 +46,12 @@ class DataInfo:
     """What the rest of the pipeline needs to know about a dataset.
 
     Images are float tensors ``[C, H, W]`` in ``[0, 1]``; ``mean``/``std`` are the per-channel
-    statistics the model normalizes with internally (pixel-space rule).
+    statistics the model normalizes with internally (pixel-space rule). ``task`` is the task's
+    name (``get_task(info.task)`` gives what it means).
     """
 
     name: str
-    task: Task
+    task: str
     classes: tuple[str, ...]
     channels: int
     image_size: tuple[int, int]
@@ -59,20 +60,21 @@ class DataInfo:
     hflip_ok: bool = True
     ignore_index: int | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", str(getattr(self.task, "value", self.task)))  # a name, never an enum
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["task"] = self.task.value
-        return data
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataInfo":
         return cls(
             name=data["name"],
-            task=Task(data["task"]),
+            task=str(data["task"]),
             classes=tuple(data["classes"]),
             channels=int(data["channels"]),
             image_size=tuple(data["image_size"]),
@@ -99,3 +101,16 @@ class Splits:
 
 
 DatasetBuilder = Callable[[DataSpec], Splits]
+
+
+def by_task(builders: Mapping[str, DatasetBuilder], name: str) -> DatasetBuilder:
+    """One registered builder for a dataset that serves several tasks: ``builders`` maps each task
+    name to the builder of its splits, so no builder compares task names. Register the result
+    with ``tasks=tuple(builders)``."""
+
+    def build(spec: DataSpec) -> Splits:
+        return builders[spec.task](spec)
+
+    build.__name__ = build.__qualname__ = f"build_{name}"
+    return build
+

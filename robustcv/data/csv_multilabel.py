@@ -33,7 +33,6 @@ from robustcv.data.multilabel_files import DEFAULT_SIZE, label_strata, multilabe
 from robustcv.data.registry import register_dataset
 from robustcv.data.splitting import train_val_test_indices
 from robustcv.errors import UserError
-from robustcv.tasks import Task
 
 Row = tuple[int, list[str]]  # (line number, cells)
 _SEPARATORS = re.compile(r"[\s;|]+")
@@ -120,7 +119,7 @@ def read_csv_labels(path: Path) -> tuple[list[Path], torch.Tensor, tuple[str, ..
     return images, labels, classes
 
 
-@register_dataset("csv:<path>", tasks=(Task.MULTILABEL,))
+@register_dataset("csv:<path>", tasks=("multilabel",))
 def build_csv(spec: DataSpec) -> Splits:
     """Seeded, label-set-stratified train/val/test splits of the CSV named after the colon."""
     path = Path(spec.name.partition(":")[2].strip()).expanduser()

@@ -8,7 +8,6 @@ from robustcv.data.common import warn_fixed_size
 from robustcv.data.registry import register_dataset
 from robustcv.data.splitting import train_val_test_indices
 from robustcv.data.tensors import ImageTensorDataset, channel_stats
-from robustcv.tasks import Task
 
 
 def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +32,7 @@ def build_digits(spec: DataSpec) -> Splits:
     mean, std = channel_stats(train.images)
     info = DataInfo(
         name="digits",
-        task=Task.CLASSIFICATION,
+        task="classification",
         classes=tuple(str(d) for d in range(10)),
         channels=1,
         image_size=(8, 8),

@@ -24,7 +24,6 @@ from robustcv.data.registry import register_dataset
 from robustcv.data.splitting import train_val_test_indices
 from robustcv.data.tensors import ImageTensorDataset, channel_stats
 from robustcv.errors import UserError
-from robustcv.tasks import Task
 
 DEFAULT_SIZE = 64
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -107,7 +106,7 @@ def build_imagefolder(spec: DataSpec) -> Splits:
     mean, std = channel_stats(train.images)
     info = DataInfo(
         name=spec.name,
-        task=Task.CLASSIFICATION,
+        task="classification",
         classes=classes,
         channels=3,
         image_size=(size, size),

@@ -16,7 +16,6 @@ from robustcv.data.base import DataInfo, Splits
 from robustcv.data.imagefolder import _load_image
 from robustcv.data.tensors import ImageTensorDataset, channel_stats
 from robustcv.errors import UserError
-from robustcv.tasks import Task
 
 DEFAULT_SIZE = 64
 RARE = 10  # label sets seen fewer times share one stratum, so a split still shuffles them
@@ -54,6 +53,6 @@ def multilabel_splits(name: str, images: torch.Tensor, labels: torch.Tensor, cla
     full = ImageTensorDataset(images, labels.long())
     train, val, test = (full.subset(idx) for idx in parts)
     mean, std = channel_stats(train.images)
-    info = DataInfo(name=name, task=Task.MULTILABEL, classes=tuple(classes), channels=3,
+    info = DataInfo(name=name, task="multilabel", classes=tuple(classes), channels=3,
                     image_size=tuple(images.shape[-2:]), mean=mean, std=std, hflip_ok=True)
     return Splits(train=train, val=val, test=test, info=info)

@@ -29,7 +29,6 @@ from robustcv.data.base import DataInfo, DataSpec, Splits
 from robustcv.data.palette import IGNORE_INDEX
 from robustcv.data.pixels import as_rgb
 from robustcv.errors import UserError
-from robustcv.tasks import Task
 
 DEFAULT_SIZE = 64
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -152,7 +151,7 @@ def segmentation_splits(name: str, parts: Sequence[Sequence[Pair]], classes: Seq
     train, val, test = parts
     info = DataInfo(
         name=name,
-        task=Task.SEGMENTATION,
+        task="segmentation",
         classes=tuple(classes),
         channels=3,
         image_size=(size, size),

@@ -26,7 +26,6 @@ from robustcv.data.registry import register_dataset
 from robustcv.data.segfiles import Pair, check_pair, fixed_size, read_mask, segmentation_splits
 from robustcv.data.splitting import train_val_test_indices
 from robustcv.errors import UserError
-from robustcv.tasks import Task
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MASK_SUFFIXES = (".png",)
@@ -118,7 +117,7 @@ def folder_classes(root: Path, pairs: list[Pair]) -> tuple[str, ...]:
     return tuple(f"class_{i}" for i in range(count))
 
 
-@register_dataset("segfolder:<path>", tasks=(Task.SEGMENTATION,))
+@register_dataset("segfolder:<path>", tasks=("segmentation",))
 def build_segfolder(spec: DataSpec) -> Splits:
     """Seeded train/val/test splits of the segmentation folder named after the colon."""
     shown = spec.name.strip().partition(":")[2]

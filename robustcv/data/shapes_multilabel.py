@@ -15,7 +15,7 @@ import torch
 
 from robustcv.data.base import DataSpec, Splits
 from robustcv.data.multilabel_files import label_strata, multilabel_splits
-from robustcv.data.shapes import DEFAULT_SIZE, N_IMAGES, SHAPE_CLASSES, _backgrounds, _coverage
+from robustcv.data.shapes_drawing import DEFAULT_SIZE, N_IMAGES, SHAPE_CLASSES, shape_coverage, textured_backgrounds
 from robustcv.data.splitting import train_val_test_indices
 
 MAX_SHAPES = 3
@@ -56,7 +56,7 @@ def _slot_coverage(kinds: torch.Tensor, geometry: torch.Tensor, size: int) -> to
     for kind in range(len(SHAPE_CLASSES)):
         rows = (kinds == kind).nonzero().squeeze(1)
         if len(rows):
-            coverage[rows] = _coverage(kind, geometry[rows], size)
+            coverage[rows] = shape_coverage(kind, geometry[rows], size)
     return coverage
 
 
@@ -66,7 +66,7 @@ def generate_multishapes(n: int = N_IMAGES, size: int = DEFAULT_SIZE, seed: int 
     kinds, used = _label_sets(n, g)
     geometry = _geometry(n, size, g)
     dark = torch.rand(n, generator=g) < 0.5
-    images = _backgrounds(n, size, dark, g)
+    images = textured_backgrounds(n, size, dark, g)
     offset = torch.where(dark, 0.5, 0.0).view(n, 1, 1, 1)
     for slot in range(MAX_SHAPES):
         foreground = 0.5 * torch.rand(n, 3, 1, 1, generator=g) + offset

@@ -37,7 +37,6 @@ from robustcv.data.registry import register_dataset
 from robustcv.data.splitting import train_val_indices
 from robustcv.data.tensors import ImageTensorDataset
 from robustcv.errors import UserError
-from robustcv.tasks import Task
 
 PROBE_TIMEOUT_S = 5.0
 SOCKET_TIMEOUT_S = 20.0
@@ -234,7 +233,7 @@ def build_torchvision(spec: DataSpec, source: _Source) -> Splits:
     warn_fixed_size(spec, size)
     info = DataInfo(
         name=source.name,
-        task=Task.CLASSIFICATION,
+        task="classification",
         classes=source.classes or tuple(str(c) for c in train_ds.classes),
         channels=train_images.shape[1],
         image_size=size,

@@ -15,39 +15,21 @@ The same names serve ``--task multilabel``, built by ``robustcv.data.voc_multila
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
 
-from robustcv.data.base import DatasetBuilder, DataSpec, Splits
+from robustcv.data.base import DatasetBuilder, DataSpec, Splits, by_task
 from robustcv.data.registry import register_dataset
 from robustcv.data.segfiles import Pair, check_pair, fixed_size, segmentation_splits
 from robustcv.data.splitting import train_val_indices
+from robustcv.data.voc_files import ARCHIVES, SEGMENTATION_CLASSES, VOC_CLASSES, voc_folder
+from robustcv.data import voc_multilabel
 from robustcv.errors import UserError
-from robustcv.tasks import Task
 
-VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-    "tvmonitor",
-)
-"""The 20 VOC object classes in id order (segmentation id ``i + 1``; 0 is background)."""
-SEGMENTATION_CLASSES = ("background",) + VOC_CLASSES
-ARCHIVES = {
-    "2007": "VOCtrainval_06-Nov-2007.tar",
-    "2008": "VOCtrainval_14-Jul-2008.tar",
-    "2009": "VOCtrainval_11-May-2009.tar",
-    "2010": "VOCtrainval_03-May-2010.tar",
-    "2011": "VOCtrainval_25-May-2011.tar",
-    "2012": "VOCtrainval_11-May-2012.tar",
-}
-"""The official trainval archive of each year; extracted in the root it creates ``VOCdevkit/``."""
-
-
-def voc_folder(root: str | Path, year: str) -> Path:
-    """``<root>/VOCdevkit/VOC<year>``, where a year's files live."""
-    return Path(root).expanduser() / "VOCdevkit" / f"VOC{year}"
-
+__all__ = ["ARCHIVES", "SEGMENTATION_CLASSES", "VOC_CLASSES", "voc_folder", "split_names", "segmentation_pairs",
+           "build_voc_segmentation"]
 
 def split_names(root: str | Path, year: str, split: str) -> list[str]:
     """The image names listed in ``ImageSets/Segmentation/<split>.txt`` of ``year``.
@@ -88,19 +70,15 @@ def build_voc_segmentation(spec: DataSpec, year: str) -> Splits:
 
 
 def _builder(year: str) -> DatasetBuilder:
-    def build(spec: DataSpec) -> Splits:
-        if Task(spec.task) == Task.MULTILABEL:
-            from robustcv.data.voc_multilabel import build_voc_multilabel  # its own module, built apart
-
-            return build_voc_multilabel(spec, year)
-        return build_voc_segmentation(spec, year)
-
-    build.__name__ = build.__qualname__ = f"build_voc{year}"
+    """The registered builder of one year: segmentation masks or, for ``--task multilabel``, label sets."""
+    builders = {"segmentation": functools.partial(build_voc_segmentation, year=year),
+                "multilabel": lambda spec: voc_multilabel.build_voc_multilabel(spec, year)}
+    build = by_task(builders, f"voc{year}")
     build.__doc__ = f"PASCAL VOC {year}: segmentation masks or, for ``--task multilabel``, label sets."
     return build
 
 
-_TASKS = (Task.SEGMENTATION, Task.MULTILABEL)
+_TASKS = ("segmentation", "multilabel")
 register_dataset("voc", tasks=_TASKS)(_builder("2012"))
 for _year in ARCHIVES:
     register_dataset(f"voc{_year}", tasks=_TASKS)(_builder(_year))

@@ -22,7 +22,7 @@ import torch
 from robustcv.data.base import DataSpec, Splits
 from robustcv.data.multilabel_files import DEFAULT_SIZE, label_strata, multilabel_splits, read_images
 from robustcv.data.splitting import train_val_indices
-from robustcv.data.voc import ARCHIVES, VOC_CLASSES, voc_folder
+from robustcv.data.voc_files import ARCHIVES, VOC_CLASSES, voc_folder
 from robustcv.errors import UserError
 
 

@@ -9,7 +9,6 @@ from torch import nn
 from attacks.objectives import Objective
 from attacks.specs import parse_attack_spec
 from robustcv.data.base import DataInfo
-from robustcv.evaluation import segmentation
 from robustcv.evaluation.attacking import EARLY_STOPPING, build_attack, run_outcome
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, merge_outcomes, min_eps, worst_case
@@ -18,6 +17,8 @@ from robustcv.evaluation.records import (class_flip_records, class_iou_records, 
                                          outcome_records, segmentation_records, target_share_records)
 from robustcv.evaluation.samples import Samples
 from robustcv.evaluation.threat import ThreatModel, judged_elsewhere, threat_models
+from robustcv.metrics.segmentation import pixel_accuracy
+from robustcv.tasks import task_of
 from robustcv.inference import predict
 from robustcv.results import MinEps, Record
 
@@ -48,7 +49,7 @@ class DefenseRun:
         """Clean accuracy, or a segmenter's clean pixel accuracy."""
         if self.clean_confusion is None:
             return float(self.clean_correct.float().mean())
-        return float(segmentation.pixel_accuracy(self.clean_confusion.sum(0)))
+        return float(pixel_accuracy(self.clean_confusion.sum(0)))
 
     @property
     def randomized(self) -> bool:
@@ -65,11 +66,8 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
     clean_logits = torch.cat([predict(judge, samples.x[i:i + config.batch_size], device)
                               for i in range(0, len(samples.x), config.batch_size)])
     run = DefenseRun(spec, objective.correct(clean_logits, samples.y), threats)
-    if objective.task == "segmentation":
-        run.clean_confusion = segmentation.image_confusions(clean_logits, samples.y, clean_logits.shape[1],
-                                                            objective.ignore_index)
-    if objective.task == "multilabel":
-        run.clean_margins = objective.margins(clean_logits)
+    state = task_of(objective).sample_state(objective, clean_logits, samples.y)
+    run.clean_confusion, run.clean_margins = state.get("confusion"), state.get("margins")
     for attack_spec in config.attacks:
         cascaded = parse_attack_spec(attack_spec)[0] in config.cascade and bool(run.outcomes)
         # A cascade step attacks only what every earlier attack (in any threat model) left robust.

@@ -13,6 +13,7 @@ from attacks.objectives import Objective
 from robustcv.inference import predict
 from robustcv.results import SanityCheck
 from robustcv.stats import wilson_interval
+from robustcv.tasks import task_of
 
 MIN_SAMPLES = 30  # below this a 95 % interval of an accuracy spans more than ±0.18
 SAMPLES_CHECK = "enough test samples to conclude"
@@ -25,7 +26,7 @@ def evidence_checks(model_name: str, model: nn.Module, runs: Sequence, samples, 
     """Sample count and finite outputs for the model (every defense), chance per defense."""
     checks = [sample_count_check(model_name, len(samples.y)),
               finite_outputs_check(model_name, model, samples.x, batch_size, device)]
-    if objective.task == "classification":
+    if task_of(objective).class_checks:
         checks += [chance_check(model_name, run.spec, run.clean_correct, samples.y) for run in runs]
     return checks
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from robustcv.evaluation import segmentation
+from robustcv.metrics import segmentation
 from robustcv.inference import predict
 from robustcv.results import GalleryItem, write_bytes_atomic
 

@@ -15,7 +15,7 @@ from torch import nn
 from robustcv.data.base import DataInfo, DataSpec
 from robustcv.errors import UserError
 from robustcv.evaluation.samples import Samples, draw_samples
-from robustcv.tasks import Task
+from robustcv.tasks import get_task
 
 TENSORS_NAME = "tensors"  # DataInfo.name of data given as tensors
 PROBE_SIZE = 4  # samples the model is tried on before the run
@@ -43,7 +43,7 @@ def dataset_samples(spec: DataSpec, n: int, seed: int, classes: Sequence[str] | 
     return EvalData(draw_samples(*as_tensors(splits.test), n, seed), info, spec)
 
 
-def tensor_samples(data: Any, task: Task, classes: Sequence[str] | None, num_classes: int | None,
+def tensor_samples(data: Any, task: str, classes: Sequence[str] | None, num_classes: int | None,
                    ignore_index: int | None, n: int | None) -> EvalData:
     """Samples from an ``(x, y)`` pair, a DataLoader or a dataset of such pairs (in the order
     given, the first ``n``)."""
@@ -56,11 +56,10 @@ def tensor_samples(data: Any, task: Task, classes: Sequence[str] | None, num_cla
     names = tuple(str(c) for c in classes) if classes is not None else tuple(str(i) for i in range(num_classes))
     if num_classes is not None and num_classes != len(names):
         raise UserError(f"num_classes={num_classes} but {len(names)} class names given")
-    if task is Task.SEGMENTATION and ignore_index is None:
-        ignore_index = 255
-    info = DataInfo(name=TENSORS_NAME, task=task, classes=names, channels=int(x.shape[1]),
+    definition = get_task(task)
+    info = DataInfo(name=TENSORS_NAME, task=definition.name, classes=names, channels=int(x.shape[1]),
                     image_size=(int(x.shape[2]), int(x.shape[3])), mean=(0.5,) * int(x.shape[1]),
-                    std=(0.5,) * int(x.shape[1]), ignore_index=ignore_index if task is Task.SEGMENTATION else None)
+                    std=(0.5,) * int(x.shape[1]), ignore_index=definition.ignore_index(ignore_index))
     y = check_labels(y, len(x), info)
     return EvalData(Samples(x.float(), y), info)
 
@@ -108,17 +107,9 @@ def check_labels(y: torch.Tensor, n: int, info: DataInfo) -> torch.Tensor:
     if y.is_floating_point() and not torch.equal(y, y.round()):
         raise UserError("labels must be integers (class indices, 0/1 label sets or masks)")
     y = y.long()
-    expected = {Task.CLASSIFICATION: (1, "[N] class indices"), Task.MULTILABEL: (2, f"[N, {k}] 0/1 label sets"),
-                Task.SEGMENTATION: (3, "[N, H, W] masks")}[info.task]
-    if y.ndim != expected[0] or (info.task is Task.MULTILABEL and y.shape[1] != k):
-        raise UserError(f"{info.task.value} labels must be {expected[1]}, got shape {tuple(y.shape)}")
-    valid = (y >= 0) & (y <= 1) if info.task is Task.MULTILABEL else (y >= 0) & (y < k)
-    if info.ignore_index is not None:
-        valid |= y == info.ignore_index
-    if not bool(valid.all()):
-        bad = int(y[~valid][0])
-        allowed = "0 or 1" if info.task is Task.MULTILABEL else f"0..{k - 1}"
-        raise UserError(f"label {bad} is outside {allowed} ({k} classes)")
+    problem = get_task(info.task).label_problem(y, k, info.ignore_index)
+    if problem is not None:
+        raise UserError(problem)
     return y
 
 
@@ -139,10 +130,10 @@ def _check_output(model: nn.Module, x: torch.Tensor, info: DataInfo) -> None:
     if not isinstance(out, torch.Tensor):  # e.g. torchvision's segmenters return {"out": ...}: wrap them
         raise UserError(f"the model must return one logits tensor, not {type(out).__name__}")
     k = info.num_classes
-    want = (len(x), k) + ((int(x.shape[2]), int(x.shape[3])) if info.task is Task.SEGMENTATION else ())
+    want = get_task(info.task).logits_shape(len(x), k, (int(x.shape[2]), int(x.shape[3])))
     if tuple(out.shape) != want:
         raise UserError(f"the model returns shape {tuple(out.shape)} for {len(x)} images; "
-                        f"{info.task.value} with {k} classes needs {want}")
+                        f"{info.task} with {k} classes needs {want}")
     if not bool(torch.isfinite(out).all()):
         raise UserError("the model returns non-finite logits (NaN or inf) on the evaluation images")
 

@@ -17,6 +17,7 @@ from attacks.objectives import Objective
 from robustcv.evaluation.config import EvalConfig, pgd_step_size
 from robustcv.inference import predict
 from robustcv.results import SanityCheck
+from robustcv.tasks import task_of
 
 RESTART_TOLERANCE = 0.01  # restarts may find one point more; beyond that the attack had not converged
 LOSS_TOLERANCE = 0.02  # margin/DLR beating cross-entropy by more than two points means masking
@@ -72,7 +73,7 @@ class Probe:
 def masking_checks(probe: Probe) -> list[SanityCheck]:
     """Every masking indicator that applies to this task and threat model."""
     checks = [restarts_check(probe), zero_gradient_check(probe)]
-    if probe.objective.task == "classification":
+    if task_of(probe.objective).class_checks:
         checks.append(loss_check(probe))
         if probe.config.norm == "linf":
             checks.append(black_box_check(probe))

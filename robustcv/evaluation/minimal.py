@@ -25,12 +25,13 @@ from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.threat import judged_elsewhere
 from robustcv.inference import predict
 from robustcv.results import MinEps, Record
+from robustcv.tasks import task_of
 
 
 def minimal_norm_rows(model_name: str, runs: list, samples, objective: Objective, config: EvalConfig,
                       device: torch.device) -> tuple[list[MinEps], list[Record]]:
     """``MinEps`` rows (``exact``) and summary records for every minimization attack and defense."""
-    if objective.task != "classification":
+    if not task_of(objective).class_checks:
         return [], []
     rows, records = [], []
     for spec in config.attacks:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from robustcv.metrics_multilabel import exact_match, f1_scores, hamming_loss, mean_ap, per_class_ap
+from robustcv.metrics.multilabel import exact_match, f1_scores, hamming_loss, mean_ap, per_class_ap
 
 
 def margin_metrics(margins: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:

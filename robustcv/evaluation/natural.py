@@ -5,9 +5,11 @@ import time
 
 import torch
 
-from robustcv.evaluation import segmentation
+from robustcv.evaluation.segmentation import worst_by_pixel_accuracy
+from robustcv.metrics.segmentation import image_confusions, miou, pixel_accuracy
 from robustcv.evaluation.config import EvalConfig
 from robustcv.results import Record
+from robustcv.tasks import task_of
 
 
 def natural_records(model_name: str, model, samples, objective, config: EvalConfig,
@@ -19,7 +21,7 @@ def natural_records(model_name: str, model, samples, objective, config: EvalConf
     """
     from attacks.natural import get_natural, natural_sweep
 
-    if objective.task == "segmentation":
+    if task_of(objective).label_moves_with_image:
         return [record for kind in config.natural
                 for record in segmentation_natural_records(model_name, model, samples, objective, kind, config, device)]
     records: list[Record] = []
@@ -60,7 +62,7 @@ def segmentation_natural_records(model_name: str, model, samples, objective, kin
             start = time.perf_counter()
             worst = _worst_variant(model, samples, objective, transform, value, generator, config.batch_size, device)
             seconds = round(time.perf_counter() - start, 4)
-            for metric, fn in (("miou", segmentation.miou), ("pixel_accuracy", segmentation.pixel_accuracy)):
+            for metric, fn in (("miou", miou), ("pixel_accuracy", pixel_accuracy)):
                 records.append(Record(**base, eps=float(value), metric=metric, value=round(float(fn(worst.sum(0))), 6),
                                       seconds=seconds))
     return records
@@ -77,6 +79,6 @@ def _worst_variant(model, samples, objective, transform, value, generator, batch
             y = samples.y[i:i + batch_size].to(device)
             logits = model(transform.apply(x, variant, generator))
             moved = transform.apply_mask(y, variant, objective.ignore_index if objective.ignore_index is not None else -1)
-            parts.append(segmentation.image_confusions(logits, moved, logits.shape[1], objective.ignore_index))
+            parts.append(image_confusions(logits, moved, logits.shape[1], objective.ignore_index))
         per_variant.append(torch.cat(parts))
-    return segmentation.worst_by_pixel_accuracy(torch.stack(per_variant))
+    return worst_by_pixel_accuracy(torch.stack(per_variant))

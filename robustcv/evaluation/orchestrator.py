@@ -114,7 +114,7 @@ def run_metadata(config: EvalConfig, data: dict[str, Any] | None, info: DataInfo
     versions.update(_peer_versions())
     return {
         "name": name, "command": command, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seed": config.seed, "device": str(device), "versions": versions, "task": info.task.value,
+        "seed": config.seed, "device": str(device), "versions": versions, "task": info.task,
         "norm": config.norm, "eps_grid": config.eps, "headline_eps": config.headline_eps, "n": n,
         "dataset": data, "data_info": info.to_dict(), "config": config.to_dict(),
     }

@@ -4,9 +4,10 @@ A sample fooled at a small eps stays fooled at every larger eps (the adversarial
 larger ball): correctness is folded with a running AND, which makes robust accuracy monotone.
 Likewise each sample keeps, from one eps to the next, whichever adversarial the model does worse
 on (the task's per-sample quality: correctness, or a segmenter's share of right pixels), so a
-segmenter's pixel accuracy and mIoU are monotone too. Segmentation outcomes also keep each
-image's pixel confusion matrix at every eps (:mod:`robustcv.evaluation.segmentation`), and
-multi-label outcomes each image's label margins (:mod:`robustcv.evaluation.multilabel`).
+segmenter's pixel accuracy and mIoU are monotone too. Outcomes also keep, at every eps, the
+per-sample state the task asks for (``TaskDefinition.sample_state``): a segmenter's pixel
+confusion matrix per image (:mod:`robustcv.evaluation.segmentation`), a multi-label
+classifier's label margins (:mod:`robustcv.evaluation.multilabel`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import torch
 
 from attacks.objectives import Classification, Objective
 from robustcv.evaluation import multilabel, segmentation
+from robustcv.metrics.segmentation import pixel_accuracy
+from robustcv.tasks import task_of
 
 
 @dataclass
@@ -54,14 +57,14 @@ class Outcome:
         matrices = self.matrices("pixel_accuracy")
         if matrices is None:
             return self.correct[j].float()
-        return segmentation.pixel_accuracy(matrices[j]).float()
+        return pixel_accuracy(matrices[j]).float()
 
     def scores(self) -> list[float]:
         """The headline score per eps: robust accuracy, or a segmenter's pixel accuracy."""
         matrices = self.matrices("pixel_accuracy")
         if matrices is None:
             return [round(float(c.float().mean()), 6) for c in self.correct]
-        return [round(float(segmentation.pixel_accuracy(m.sum(0))), 6) for m in matrices]
+        return [round(float(pixel_accuracy(m.sum(0))), 6) for m in matrices]
 
 
 class OutcomeBuilder:
@@ -71,9 +74,10 @@ class OutcomeBuilder:
                  objective: Objective | None = None, save_index: int | None = None) -> None:
         self.attack, self.adaptive, self.eps, self.norm = attack, adaptive, eps, norm
         self.objective = objective or Classification()
+        self.task = task_of(self.objective)
         self.headline_index, self.save_index = headline_index, save_index
         self.parts: dict[str, list[torch.Tensor]] = {k: [] for k in (
-            "correct", "hit", "conf", "linf", "l2", "psnr", "headline", "saved", "confusion", "margins")}
+            "correct", "hit", "conf", "linf", "l2", "psnr", "headline", "saved")}
         self.seconds = [0.0] * len(eps)
         self.grad_calls = 0
         self.max_violation = 0.0
@@ -91,8 +95,7 @@ class OutcomeBuilder:
         hit = torch.zeros(len(x), dtype=torch.bool)
         rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("correct", "hit", "conf", "linf", "l2", "psnr")}
         kept_logits, kept_quality = None, None
-        confusions: list[torch.Tensor] = []  # segmentation: per eps, [B, K, K]
-        margins: list[torch.Tensor] = []  # multilabel: per eps, [B, K]
+        states: dict[str, list[torch.Tensor]] = {}  # the task's per-sample state, per eps
         for j, (x_adv, out) in enumerate(zip(x_advs, logits)):
             x_adv, out = x_adv.detach().cpu(), out.detach().cpu()
             self.max_violation = max(self.max_violation, _violation(x, x_adv, self.eps[j], self.norm))
@@ -107,11 +110,8 @@ class OutcomeBuilder:
             kept_logits[replace] = out[replace]  # any logits shape: per image, per pixel, per label
             kept_quality[replace] = quality[replace]
             alive &= correct
-            if self.objective.task == "segmentation":
-                confusions.append(segmentation.image_confusions(kept_logits, y, kept_logits.shape[1],
-                                                                self.objective.ignore_index))
-            if self.objective.task == "multilabel":
-                margins.append(self.objective.margins(kept_logits))
+            for key, value in self.task.sample_state(self.objective, kept_logits, y).items():
+                states.setdefault(key, []).append(value)
             if target is not None:
                 hit |= self.objective.success(out, target, targeted=True)
             self._row(rows, x, y, kept, self.objective.confidence(kept_logits, y), alive, hit)
@@ -122,10 +122,8 @@ class OutcomeBuilder:
                 self.parts["saved"].append(kept.clone())
         for key, values in rows.items():
             self.parts[key].append(torch.stack(values))
-        if confusions:
-            self.parts["confusion"].append(torch.stack(confusions))
-        if margins:
-            self.parts["margins"].append(torch.stack(margins))
+        for key, values in states.items():
+            self.parts.setdefault(key, []).append(torch.stack(values))
         self.grad_calls += grad_calls
 
     @staticmethod

@@ -6,9 +6,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from robustcv.evaluation import multilabel, segmentation
+from robustcv.evaluation import multilabel
 from robustcv.evaluation.outcome import Outcome
-from robustcv.metrics_multilabel import map_interval
+from robustcv.metrics import segmentation
+from robustcv.metrics.multilabel import map_interval
 from robustcv.results import Record
 
 
@@ -78,13 +79,12 @@ def class_iou_records(outcome: Outcome, model: str, defense: str, classes: Seque
     ground truth or predicted, from the matrices the outcome's mIoU comes from."""
     records = []
     for j, eps in enumerate(outcome.eps):
-        cm = outcome.matrices("miou")[j].sum(0).double()
-        tp, support = cm.diag(), cm.sum(1)
-        union = support + cm.sum(0) - tp
+        cm = outcome.matrices("miou")[j].sum(0)
+        iou, support = segmentation.class_iou(cm), cm.sum(1)
         for k, name in enumerate(classes):
-            if union[k] > 0:
+            if not torch.isnan(iou[k]):
                 records.append(Record(model=model, defense=defense, attack=outcome.attack, adaptive=outcome.adaptive,
-                                      eps=float(eps), metric="class_iou", value=round(float(tp[k] / union[k]), 6),
+                                      eps=float(eps), metric="class_iou", value=round(float(iou[k]), 6),
                                       n=int(support[k]), cls=name))
     return records
 

@@ -12,6 +12,7 @@ from robustcv.evaluation.evidence import evidence_checks
 from robustcv.evaluation.masking import Probe, masking_checks, zero_gradient_check
 from robustcv.evaluation.outcome import Outcome, worst_case
 from robustcv.results import SanityCheck
+from robustcv.tasks import task_of
 from robustcv.inference import predict
 
 SANITY_SAMPLES = 200  # the independent PGD runs of the checks use the first samples only
@@ -130,12 +131,7 @@ def _adaptive_vs_naive(model: str, defense: str, outcomes: Sequence[Outcome], to
                        {"eps": outcomes[0].eps, "adaptive": adaptive, "naive": naive})
 
 
-# What an unbounded PGD must leave at most: 5 % of the images for classifiers. For segmenters,
-# half the clean pixel accuracy: every pixel wrong at once is beyond PGD (SegPGD at eps 1.0 left
-# 14-25 % of the default U-Net's pixels right after 20-60 steps, 35 % of a PGD-trained one's),
-# while a broken evaluation (or a model blind to its input) leaves nearly all of them.
-LARGE_EPS_SHARE_OF_CLEAN = {"segmentation": 0.5}
-LARGE_EPS_LOSS = {"segmentation": "segpgd"}  # the strongest per-pixel loss measured there
+LARGE_EPS_ACCURACY = 0.05  # what an unbounded PGD may leave at most, unless the task says otherwise
 
 
 def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Objective,
@@ -145,12 +141,13 @@ def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch
     from attacks import PGD
 
     eps = SANITY_EPS[config.norm]
+    task = task_of(objective)
     if max_accuracy is None:
-        share = LARGE_EPS_SHARE_OF_CLEAN.get(objective.task)
-        max_accuracy = 0.05 if share is None else round(
+        share = task.large_eps_share
+        max_accuracy = LARGE_EPS_ACCURACY if share is None else round(
             share * float(objective.quality(predict(model, x, device), y).mean()), 4)
     attack = PGD(norm=config.norm, steps=config.steps, random_start=True, seed=config.seed,
-                 objective=objective.with_loss(LARGE_EPS_LOSS.get(objective.task)))
+                 objective=objective.with_loss(task.large_eps_loss))
     x_adv = attack(model, x.to(device), y.to(device), eps, keys=torch.arange(len(x), device=device))
     acc = float(objective.quality(predict(model, x_adv, device), y).mean())
     return SanityCheck(f"accuracy reaches ~0 at a very large eps ({eps})", acc <= max_accuracy,

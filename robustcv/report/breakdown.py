@@ -7,13 +7,10 @@ from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Block, Figure, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.loading import RunData
-from robustcv.report.queries import WORST, class_values, groups, headline_eps, is_natural, metric_label
+from robustcv.report.queries import WORST, class_values, common, groups, headline_eps, is_natural
 from robustcv.results import MinEps
 
 
-CLASS_METRICS = {"mIoU": "IoU under attack", "exact match": "label flip rate"}
-FLIP_NOTE = (" A label's flip rate: among the images whose clean decision on that class is right, the share "
-             "the attack turned wrong (lower is better).")
 
 
 def per_class(ctx: Context) -> list[Block]:
@@ -22,12 +19,12 @@ def per_class(ctx: Context) -> list[Block]:
     headers, columns, classes = _class_columns(ctx)
     if not columns:
         return blocks + [Text("Per-class robustness: " + NOT_MEASURED + ".", "note")]
-    shown = CLASS_METRICS.get(metric_label(ctx.runs), "robust accuracy")
+    shown = common(ctx.runs, "class_label", "robust accuracy")
     title = shown[0].upper() + shown[1:]
     path = plots.class_bars(classes, columns, ctx.figure_path("per_class.png"), ylabel=shown)
     blocks.append(Figure(Image(path, f"{title} per class at the headline eps"),
                          f"{title} per true class at each run's headline eps (worst case when recorded)."
-                         + (FLIP_NOTE if shown == CLASS_METRICS["exact match"] else "")))
+                         + common(ctx.runs, "class_note", "")))
     rows = [[cls] + [fmt_value(values.get(cls)) for _, values in columns] for cls in classes]
     blocks.append(Table(headers, rows, numeric=set(range(1, len(headers)))))
     return blocks

@@ -6,7 +6,7 @@ from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Block, Cell, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps
 from robustcv.report.loading import RunData, read_png
-from robustcv.report.queries import is_multilabel
+from robustcv.report.queries import run_task
 from robustcv.results import GalleryItem, write_bytes_atomic
 
 GALLERY_KINDS = ("clean", "perturbation", "adversarial")
@@ -26,7 +26,7 @@ def gallery(ctx: Context) -> list[Block]:
     rows = [_gallery_row(ctx, run, stem, item) for run, stem, item in items if not item.truth_mask_path]
     if not rows:
         return blocks
-    label_sets = any(is_multilabel(run) for run, _, item in items if not item.truth_mask_path)
+    label_sets = any(run_task(run).gallery == "label-sets" for run, _, item in items if not item.truth_mask_path)
     blocks.append(Text("Clean image, the perturbation amplified to be visible, and the adversarial image, "
                        "with the predicted label and its confidence." + (LABEL_SET_NOTE if label_sets else "")))
     blocks.append(Table(["Run", "Model / defense", "Attack", "True label", "Clean", "Clean prediction",

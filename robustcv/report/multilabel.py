@@ -7,7 +7,9 @@ from robustcv.report.context import Context
 from robustcv.report.document import Block, Figure, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.loading import RunData
-from robustcv.report.queries import WORST, Series, curve_series, groups, headline_eps, is_multilabel, lookup
+from robustcv.report.queries import WORST, Series, contributes, curve_series, groups, headline_eps, lookup
+
+SECTION = "label-metrics"  # the tasks whose runs list it in ``report_sections`` contribute here
 
 LABEL_METRICS = (("map", "mAP"), ("f1_macro", "F1 macro"), ("f1_micro", "F1 micro"), ("hamming_loss", "Hamming loss"))
 MAP_NOTE = ("One curve per attack; thick = per-image worst case. The attacks stop on an image at its first flipped "
@@ -18,7 +20,7 @@ MAP_NOTE = ("One curve per attack; thick = per-image worst case. The attacks sto
 
 def map_vs_eps(ctx: Context) -> list[Block]:
     """mAP against eps for every attack of the multi-label runs, with the label metrics' table."""
-    runs = [run for run in ctx.runs if is_multilabel(run)]
+    runs = [run for run in ctx.runs if contributes(run, SECTION)]
     series = curve_series(runs, metric="map") if runs else []
     if not series:
         return []

@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 from robustcv.report.formatting import fmt_eps
 from robustcv.report.loading import RunData
 from robustcv.results import Record
+from robustcv.tasks import DEFAULT_TASK, TaskDefinition, get_task
 
 WORST = "worst-case"
 NATURAL_PREFIX = "natural:"
@@ -45,27 +46,31 @@ def is_natural(attack: str) -> bool:
     return attack.startswith(NATURAL_PREFIX)
 
 
+def run_task(run: RunData) -> TaskDefinition:
+    """The definition of the task the run evaluated (runs that name none: classification)."""
+    return get_task(run.results.run.get("task") or DEFAULT_TASK)
+
+
 def main_metric(run: RunData) -> str:
-    """``robust_accuracy`` for classification; segmentation runs fall back to mIoU."""
-    metrics = {r.metric for r in run.results.records}
-    for metric in ("robust_accuracy", "miou", "pixel_accuracy"):
-        if metric in metrics:
-            return metric
-    return "robust_accuracy"
+    """The record metric of the run's robust figure, as its task names it (``robust_accuracy``, ``miou``)."""
+    return run_task(run).robust_metric
 
 
-def is_multilabel(run: RunData) -> bool:
-    """Whether the run attacked a multi-label classifier (its robust accuracy is an exact match)."""
-    return run.results.run.get("task") == "multilabel"
+def contributes(run: RunData, section: str) -> bool:
+    """Whether the run's task adds the report section ``section`` (``TaskDefinition.report_sections``)."""
+    return section in run_task(run).report_sections
+
+
+def common(runs: Iterable[RunData], attribute: str, default: str) -> str:
+    """The tasks' ``attribute`` when every run's task gives the same one, else ``default``."""
+    values = {getattr(run_task(run), attribute) for run in runs}
+    return values.pop() if len(values) == 1 else default
 
 
 def metric_label(runs: Iterable[RunData]) -> str:
-    """What the headline numbers measure, for headings: ``accuracy``, ``mIoU`` when every run is a
-    segmenter's, ``exact match`` when every run is a multi-label classifier's."""
-    runs = list(runs)
-    if runs and all(main_metric(run) == "miou" for run in runs):
-        return "mIoU"
-    return "exact match" if runs and all(map(is_multilabel, runs)) else "accuracy"
+    """What the headline numbers measure, for headings: the tasks' ``figure_label`` (``mIoU``,
+    ``exact match``) when every run's task says the same, else ``accuracy``."""
+    return common(runs, "figure_label", "accuracy")
 
 
 def groups(run: RunData) -> list[tuple[str, str]]:
@@ -255,8 +260,7 @@ def _segmentation_verdict(h: Headline, who: str, where: str, drop: float, failed
 def class_values(run: RunData, model: str, defense: str, eps: float) -> tuple[str, dict[str, float]]:
     """Per-class robust accuracy (a segmenter's IoU, a multi-label classifier's flip rate) at
     ``eps`` for the worst case (else the strongest attack)."""
-    wanted = "class_iou" if main_metric(run) == "miou" else (
-        "class_flip_rate" if is_multilabel(run) else "class_robust_accuracy")
+    wanted = run_task(run).class_metric
     records = [r for r in run.results.records
                if r.metric == wanted and r.model == model and r.defense == defense
                and r.cls is not None and abs(r.eps - eps) < 1e-9 and not is_natural(r.attack)]

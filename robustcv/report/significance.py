@@ -7,7 +7,9 @@ from typing import Sequence
 
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.queries import Headline
+from robustcv.metrics import BOOTSTRAP
 from robustcv.stats import intervals_overlap
+from robustcv.tasks import metric_interval
 
 MAX_WARNINGS = 8  # beyond this the summary would be all warnings; the rest are counted
 
@@ -25,7 +27,7 @@ def interval_note(headlines: Sequence[Headline]) -> str:
     if not counts:
         return ""
     shown = ", ".join(str(n) for n in counts)
-    kinds = {"bootstrap (1000 resamples of the images)" if h.metric == "miou" else "Wilson"
+    kinds = {"bootstrap (1000 resamples of the images)" if metric_interval(h.metric) == BOOTSTRAP else "Wilson"
              for h in headlines if h.robust_ci is not None}
     return (f"Brackets: 95 % {' and '.join(sorted(kinds))} confidence intervals over the evaluated test samples "
             f"(n = {shown}).")

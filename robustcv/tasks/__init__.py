@@ -14,9 +14,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from robustcv.tasks.base import TASKS, Task, TaskDefinition, get_task, list_tasks, register_task
+from robustcv.metrics.base import MetricInfo
+from robustcv.tasks.base import (DEFAULT_TASK, TASKS, Task, TaskDefinition, get_task, list_tasks, metric_interval,
+                                 register_task, task_of)
 
-__all__ = ["Task", "TaskDefinition", "get_task", "list_tasks", "register_task", "TASKS"]
+__all__ = ["DEFAULT_TASK", "MetricInfo", "Task", "TaskDefinition", "get_task", "list_tasks", "metric_interval",
+           "register_task", "task_of", "TASKS"]
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":

@@ -2,8 +2,11 @@
 
 A :class:`TaskDefinition` gives the attack objective, the training loss family, a mergeable
 metric accumulator, the model head kind, the run defaults (dataset, model, samples, attacks),
-the targeting rules and the words the console and the report use. Nothing else decides the
-task from a tensor's shape or compares task names: it asks ``get_task(info.task)``.
+the targeting rules, label validation and the logits' shape, the per-sample state evaluation
+keeps, the sanity checks that apply, the natural-sweep hook, the record metrics with their
+labels and interval kinds, and the words and sections of the console and the report. Nothing
+else decides the task from a tensor's shape or compares task names: it asks
+``get_task(info.task)`` (or ``task_of(objective)``).
 """
 from __future__ import annotations
 
@@ -12,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from attacks.registries import Registry
 from robustcv.errors import UserError
+from robustcv.metrics.base import WILSON, MetricInfo
 
 if TYPE_CHECKING:
+    import torch
+
     from attacks.objectives import Objective
-    from robustcv.metrics import MetricState
+    from robustcv.metrics.base import MetricState
 
 
 class Task(str, Enum):
@@ -26,6 +32,7 @@ class Task(str, Enum):
     MULTILABEL = "multilabel"
 
 
+DEFAULT_TASK = "classification"  # what a spec, a request or a results file without a task means
 DEFAULT_SAMPLES = 500  # evaluated test samples when --n is not given (a task may lower it)
 
 
@@ -42,8 +49,22 @@ class TaskDefinition:
         headline_metric: the metric training selects epochs by and the summary quotes.
         robust_metric: the record metric the console and the API quote as the robust figure.
         robust_label: how the console names that figure.
+        figure_label: what the headline numbers measure, for the report's headings.
+        class_metric: the per-class record metric the report's per-class section shows.
+        class_label: how the report names it; class_note: what the report adds to explain it.
         default_dataset, default_model: what runs offline when no ``--dataset``/``--model`` is given.
         default_samples: evaluated samples when ``--n`` is not given.
+        default_ignore_index: the label value that marks "no label" when the data gives none.
+        label_moves_with_image: the natural-sweep hook: a shifted or rotated image moves its
+            label too (a mask), so the sweep transforms the labels with the images.
+        large_eps_share: the share of the clean quality an unbounded PGD may leave at most
+            (None: 5 % of the samples, the classifiers' rule).
+        large_eps_loss: the attack loss of that large-eps check (None: the task's default).
+        class_checks: the checks that need one class decided per image apply: clean accuracy
+            above chance, margin/DLR losses against CE, black-box against white-box, and the
+            minimal-norm search.
+        metrics: the record metrics the task's runs hold, each with its label and interval kind.
+        report_sections: the report sections (by name) the task's runs contribute.
     """
 
     name: str = ""
@@ -55,10 +76,21 @@ class TaskDefinition:
     headline_metric = "accuracy"
     robust_metric = "robust_accuracy"
     robust_label = "robust accuracy"
+    figure_label = "accuracy"
+    class_metric = "class_robust_accuracy"
+    class_label = "robust accuracy"
+    class_note = ""
     default_dataset = "digits"
     default_model = "small_cnn"
     default_samples = DEFAULT_SAMPLES
     objective_class = "Classification"  # the class in ``attacks.objectives``
+    default_ignore_index: int | None = None
+    label_moves_with_image = False
+    large_eps_share: float | None = None
+    large_eps_loss: str | None = None
+    class_checks = True
+    metrics: tuple[MetricInfo, ...] = ()
+    report_sections: tuple[str, ...] = ()
 
     def objective(self, info: Any, loss: str | None = None, **settings: Any) -> "Objective":
         """The attack objective for a dataset's ``DataInfo`` (``loss`` by name; default per task)."""
@@ -68,6 +100,48 @@ class TaskDefinition:
         """An empty mergeable metric state for this dataset (``settings``: the checkpoint's
         ``task_settings``, e.g. multi-label thresholds; other tasks ignore them)."""
         raise NotImplementedError
+
+    def sample_state(self, objective: "Objective", logits: "torch.Tensor",
+                     y: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+        """Per-sample state an evaluation keeps beside correctness, by name (``[B, ...]`` each):
+        what the task's records and worst case are computed from. Nothing by default."""
+        return {}
+
+    def label_form(self, num_classes: int) -> tuple[int, str]:
+        """The number of dimensions of a batch of labels and how to say it (``[N] class indices``)."""
+        return 1, "[N] class indices"
+
+    def label_values(self, y: "torch.Tensor", num_classes: int) -> tuple["torch.Tensor", str]:
+        """Which label values are valid (a bool mask like ``y``) and how to say the valid range."""
+        return (y >= 0) & (y < num_classes), f"0..{num_classes - 1}"
+
+    def label_problem(self, y: "torch.Tensor", num_classes: int, ignore_index: int | None) -> str | None:
+        """What is wrong with a batch of int64 labels ``y`` (shape or values), or None."""
+        ndim, form = self.label_form(num_classes)
+        if y.ndim != ndim or (ndim == 2 and y.shape[1] != num_classes):
+            return f"{self.name} labels must be {form}, got shape {tuple(y.shape)}"
+        valid, allowed = self.label_values(y, num_classes)
+        if ignore_index is not None:
+            valid |= y == ignore_index
+        if not bool(valid.all()):
+            return f"label {int(y[~valid][0])} is outside {allowed} ({num_classes} classes)"
+        return None
+
+    def logits_shape(self, batch: int, num_classes: int, image_size: tuple[int, int]) -> tuple[int, ...]:
+        """The shape of the logits a model of this task returns for ``batch`` images."""
+        return (batch, num_classes) + ((int(image_size[0]), int(image_size[1])) if self.head == "pixel" else ())
+
+    def ignore_index(self, given: int | None) -> int | None:
+        """The ``ignore_index`` of tensor data: ``given`` or the task's default where the task
+        has unlabeled values at all (else None)."""
+        if self.default_ignore_index is None:
+            return None
+        return self.default_ignore_index if given is None else given
+
+    def metric(self, name: str) -> MetricInfo | None:
+        """The declared metric called ``name`` (also as ``clean_NAME``), or None."""
+        bare = name.removeprefix("clean_")
+        return next((m for m in self.metrics if m.name == bare), None)
 
     def default_attacks(self, num_classes: int, targeted: str = "none") -> list[str]:
         """The attacks a run uses when ``--attack`` is not given."""
@@ -110,6 +184,21 @@ def get_task(task: Any) -> TaskDefinition:
     import robustcv.tasks  # noqa: F401  (registers every task module on first use)
 
     return TASKS.get(str(getattr(task, "value", task)))
+
+
+def metric_interval(metric: str) -> str:
+    """The interval kind (``wilson``, ``bootstrap``, ``none``) a task declares for a record metric;
+    Wilson when no task declares it."""
+    for name in list_tasks():
+        info = TASKS.get(name).metric(metric)
+        if info is not None:
+            return info.interval
+    return WILSON
+
+
+def task_of(objective: Any) -> TaskDefinition:
+    """The definition of the task an attack objective was built for (its ``task`` name)."""
+    return get_task(objective.task)
 
 
 def list_tasks() -> list[str]:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from robustcv.metrics.classification import ClassificationState
 from robustcv.tasks.base import TaskDefinition, register_task
 
 if TYPE_CHECKING:
     from attacks.objectives import Objective
-    from robustcv.metrics import MetricState
+    from robustcv.metrics.base import MetricState
 
 # FGSM and PGD, then AutoAttack's cascade: APGD-CE and APGD-T only on what is still robust.
 DEFAULT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t")
@@ -18,6 +19,7 @@ class ClassificationTask(TaskDefinition):
 
     name = "classification"
     summary = "one class per image (argmax); robust accuracy"
+    metrics = ClassificationState.METRICS
 
     def objective(self, info: Any, loss: str | None = None, **settings: Any) -> "Objective":  # noqa: D102
         from attacks.objectives import Classification
@@ -25,8 +27,6 @@ class ClassificationTask(TaskDefinition):
         return Classification(self.checked_loss(loss))
 
     def accumulator(self, info: Any, **settings: Any) -> "MetricState":  # noqa: D102
-        from robustcv.metrics import ClassificationState
-
         return ClassificationState(tuple(info.classes))
 
     def default_attacks(self, num_classes: int, targeted: str = "none") -> list[str]:

@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from robustcv.data.base import DataInfo
-from robustcv.tasks import Task, get_task
+from robustcv.tasks import get_task
 
 # CutOut erases image patches only; the mask keeps the true labels under them, as intended.
 warnings.filterwarnings("ignore", message=r"RandomErasing\(\) is currently passing through inputs of type tv_tensors.Mask")
@@ -56,10 +56,10 @@ def build_augmentation(policy: str, info: DataInfo) -> v2.Transform | None:
 class AugmentedDataset(Dataset):
     """Applies a per-sample transform to ``(image, target)``; masks move with the image."""
 
-    def __init__(self, base: Dataset, transform: Callable | None, task: Task) -> None:
+    def __init__(self, base: Dataset, transform: Callable | None, task: str) -> None:
         self.base = base
         self.transform = transform
-        self.per_pixel = get_task(task).head == "pixel"
+        self.per_pixel = get_task(task).label_moves_with_image
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]

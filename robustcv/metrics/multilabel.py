@@ -15,6 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from robustcv.metrics.base import BOOTSTRAP, NO_INTERVAL, MetricInfo, MetricState
+
 Thresholds = float | Sequence[float] | torch.Tensor
 
 
@@ -108,3 +110,51 @@ def multilabel_metrics(scores: torch.Tensor, labels: torch.Tensor, thresholds: T
     match = exact_match(predicted, labels)
     return {"map": mean_ap(aps), "per_class_ap": dict(zip(classes, aps)), "f1_micro": micro, "f1_macro": macro,
             "hamming_loss": hamming_loss(predicted, labels), "exact_match": match, "accuracy": match}
+
+
+class MultilabelState(MetricState):
+    """Scores and 0/1 labels of every image (they concatenate); metrics at ``thresholds``."""
+
+    METRICS = (MetricInfo("clean_accuracy", "clean exact match"), MetricInfo("robust_accuracy", "robust exact match"),
+               MetricInfo("map", "mAP", BOOTSTRAP), MetricInfo("f1_macro", "F1 macro", NO_INTERVAL),
+               MetricInfo("f1_micro", "F1 micro", NO_INTERVAL), MetricInfo("hamming_loss", "Hamming loss", NO_INTERVAL),
+               MetricInfo("class_flip_rate", "per-class flip rate", NO_INTERVAL))
+
+    def __init__(self, classes: Sequence[str], thresholds: float | torch.Tensor = 0.5) -> None:
+        super().__init__(classes)
+        self.thresholds = thresholds
+        self.scores: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def update(self, logits: torch.Tensor, y: torch.Tensor) -> "MultilabelState":  # noqa: D102
+        self.scores.append(torch.sigmoid(logits.detach().float()).cpu())
+        self.labels.append(y.detach().cpu().float())
+        return self
+
+    def __add__(self, other: "MultilabelState") -> "MultilabelState":  # noqa: D105
+        merged = type(self)(self.classes, self.thresholds)
+        merged.scores, merged.labels = self.scores + other.scores, self.labels + other.labels
+        return merged
+
+    def _stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        k = len(self.classes)
+        if not self.scores:
+            return torch.zeros(0, k), torch.zeros(0, k)
+        return torch.cat(self.scores), torch.cat(self.labels)
+
+    @property
+    def accuracy(self) -> float:  # noqa: D102
+        scores, labels = self._stacked()
+        if not len(scores):
+            return 0.0
+        decided = scores > torch.as_tensor(self.thresholds, dtype=scores.dtype)
+        return float((decided == labels.bool()).all(dim=1).float().mean())
+
+    def running(self) -> tuple[str, float]:  # noqa: D102
+        return "exact", self.accuracy
+
+    def compute(self) -> dict[str, Any]:  # noqa: D102
+        scores, labels = self._stacked()
+        report = multilabel_metrics(scores, labels, self.thresholds, self.classes)
+        report["n"] = int(len(scores))
+        return report
