@@ -105,7 +105,8 @@ def attack_command(**params: Any) -> None:
             return
         _print_run(stage, outputs.run_dir)
         if report_out is not None:
-            render_report_into(report_out, [outputs.run_dir] + [outputs.run_dir / folder for folder, _ in stage.members])
+            members = [outputs.run_dir / folder for folder, _ in stage.members]
+            render_report_into(report_out, [outputs.run_dir] + members)
             stdout.print(f"report: {outputs.report_dir / 'report.html'}")
 
 
