@@ -66,7 +66,10 @@ def plan_from(params: dict[str, Any], meta: Any):
 
 
 def check_targeting_flags(params: dict[str, Any]) -> None:
-    """``--targeted`` the ``--task`` never runs: one line, before any training."""
+    """``--targeted`` the ``--task`` never runs: one line, before any training. With
+    ``--checkpoint`` or ``--model-file`` the model's own task decides, once it is read."""
+    if params["checkpoint"] or params["model_file"]:
+        return
     with on_flag():
         check_task_targeting(params["task"], params["targeted"])
 
