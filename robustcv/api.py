@@ -7,26 +7,25 @@ Example::
     results = robustcv.evaluate(net, "cifar10", data_root="data", eps=[0, 2/255, 8/255], n=200)
     results.report("reports/my_resnet")
 
-The attack run is the CLI's own (:func:`robustcv.evaluation.orchestrator.attack_model`): the same
-samples, seed, attacks and eps give the same records.
+The API builds the same :class:`~robustcv.request.Request` the CLI builds from its flags; one
+resolver (:mod:`robustcv.plan`) fills in its defaults and one service (:mod:`robustcv.service`)
+runs it: the same samples, seed, attacks and eps give the same records.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from robustcv.errors import UserError
+from robustcv.request import Request
 
 if TYPE_CHECKING:  # torch stays unimported until a function runs
     import torch
     from torch import nn
 
-    from robustcv.data.base import DataInfo, DataSpec
-    from robustcv.evaluation.config import EvalConfig
     from robustcv.results import Record, RunResults
     from robustcv.training.trainer import TrainResult
 
@@ -139,17 +138,20 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
     from robustcv.device import resolve_device
     from robustcv.evaluation.inputs import check_model_output
 
+    request = Request(task=task, attacks=None if attacks is None else tuple(attacks),
+                      defenses=tuple(dict.fromkeys(["none", *defenses])),  # none first, whatever the order given
+                      natural=None if natural is None else tuple(natural), eps=_eps_values(eps),
+                      headline_eps=None if headline_eps is None else float(headline_eps), norm=norm,
+                      targeted=targeted, n=n, steps=steps, step_size=step_size, rel_step_size=rel_step_size,
+                      restarts=restarts, apgd_steps=apgd_steps, attack_loss=attack_loss, eot_samples=eot_samples,
+                      batch_size=batch_size, seed=seed)
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
-    picked = _eval_data(data, task, classes, num_classes, ignore_index, n, seed, data_root, image_size)
+    picked = _eval_data(data, request, classes, num_classes, ignore_index, data_root, image_size)
     with _restored(model):
         model = model.to(device).eval()
         check_model_output(model, picked.samples, picked.info, device)
-        return _evaluate_checked(model, picked, device, out=out, force=force, show_progress=show_progress,
-                                 name=name, task_settings=task_settings or {}, eps=eps, headline_eps=headline_eps,
-                                 attacks=attacks, defenses=defenses, norm=norm, steps=steps, step_size=step_size,
-                                 rel_step_size=rel_step_size, restarts=restarts, apgd_steps=apgd_steps,
-                                 attack_loss=attack_loss, targeted=targeted, eot_samples=eot_samples,
-                                 natural=natural, batch_size=batch_size, seed=seed)
+        return _evaluate_checked(model, picked, request, device, out=out, force=force, show_progress=show_progress,
+                                 name=name, task_settings=task_settings or {})
 
 
 @contextlib.contextmanager
@@ -167,57 +169,37 @@ def _restored(model: "nn.Module"):
             param.requires_grad_(flag)
 
 
-def _evaluate_checked(model: "nn.Module", picked: Any, device: "torch.device", *, out: str | Path | None,
-                      force: bool, show_progress: bool, name: str, task_settings: dict[str, Any],
-                      **settings: Any) -> EvalResults:
+def _evaluate_checked(model: "nn.Module", picked: Any, request: Request, device: "torch.device", *,
+                      out: str | Path | None, force: bool, show_progress: bool, name: str,
+                      task_settings: dict[str, Any]) -> EvalResults:
+    """Resolve the request for the picked samples (all of them are attacked) and run it."""
     from robustcv.evaluation.model_card import ModelCard
+    from robustcv.plan import resolve
+    from robustcv.service import run_in_memory
 
-    config = build_config(picked.info, n=len(picked.samples.y), task_settings=task_settings, **settings)
+    config = resolve(dataclasses.replace(request, n=len(picked.samples.y)), picked.info, task_settings)
     card = ModelCard(name=name, info=picked.info, data=picked.spec.to_dict() if picked.spec else None,
                      task_settings=dict(task_settings))
-    return run_evaluation(model, card, picked.samples, config, device=device, out=out, force=force,
-                          show_progress=show_progress)
+    results, run_dir, keeper = run_in_memory(model, card, picked.samples, config, device=device, out=out,
+                                             force=force, show_progress=show_progress)
+    return EvalResults(results, run_dir, keeper)
 
 
-def run_evaluation(model: "nn.Module", card: Any, samples: Any, config: "EvalConfig", *, device: "torch.device",
-                   out: str | Path | None, force: bool = False, show_progress: bool = False,
-                   command: str = "") -> EvalResults:
-    """Run the attack stage into ``out`` (claimed as the CLI claims it) or a temporary folder."""
-    from robustcv.evaluation.orchestrator import attack_model
-    from robustcv.outputs import OutputKind, claim_output
-
-    if out is None:
-        tmp = tempfile.TemporaryDirectory(prefix="robustcv-run-")
-        run_dir = Path(tmp.name) / card.name
-        run_dir.mkdir()
-        results = attack_model(model, card, samples, config, run_dir, device=device, command=command,
-                               show_progress=show_progress, name=card.name)
-        return EvalResults(results, run_dir, tmp)
-    run_dir = Path(out)
-    with contextlib.ExitStack() as stack:
-        claimed = stack.enter_context(claim_output(run_dir, OutputKind.RUN, force=force, option="out"))
-        with claimed.staging() as staging:
-            results = attack_model(model, card, samples, config, staging, device=device, command=command,
-                                   show_progress=show_progress, name=run_dir.name)
-    return EvalResults(results, run_dir)
-
-
-def _eval_data(data: Any, task: str | None, classes: Sequence[str] | None, num_classes: int | None,
-               ignore_index: int | None, n: int | None, seed: int, data_root: str, image_size: int | None):
+def _eval_data(data: Any, request: Request, classes: Sequence[str] | None, num_classes: int | None,
+               ignore_index: int | None, data_root: str, image_size: int | None):
+    """The samples to attack: a dataset's test samples drawn as the CLI draws them, or the given tensors."""
     from robustcv.data.base import DataSpec
     from robustcv.evaluation.inputs import dataset_samples, tensor_samples
-    from robustcv.tasks import get_task
+    from robustcv.plan import sample_count
 
-    task_value = _task(task)
+    task_value = _task(request.task)
     if isinstance(data, (str, DataSpec)):
-        spec = data if isinstance(data, DataSpec) else DataSpec(name=data, root=str(data_root), seed=seed,
+        spec = data if isinstance(data, DataSpec) else DataSpec(name=data, root=str(data_root), seed=request.seed,
                                                                  task=task_value.value, image_size=image_size)
-        count = n if n is not None else get_task(spec.task).default_samples
-        _check_count(count)
-        return dataset_samples(spec, count, seed, classes)
-    if n is not None:
-        _check_count(n)
-    return tensor_samples(data, task_value, classes, num_classes, ignore_index, n)
+        return dataset_samples(spec, sample_count(request, spec.task), request.seed, classes)
+    if request.n is not None:
+        sample_count(request, task_value.value)  # refuses a count below 1
+    return tensor_samples(data, task_value, classes, num_classes, ignore_index, request.n)
 
 
 def _task(task: str | None):
@@ -226,78 +208,14 @@ def _task(task: str | None):
     return Task(get_task(task or "classification").name)  # an unknown name: one line listing the tasks
 
 
-def _check_count(n: int) -> None:
-    if n < 1:
-        raise UserError(f"n must be at least 1, got {n}")
-
-
-def _eps_grid(info: "DataInfo", eps: Sequence[float | str] | None, headline_eps: float | None,
-              norm: str) -> tuple[list[float], float]:
-    """The eps grid (0 always on it; default: the dataset's) and the headline eps (default: the
-    grid's middle when eps are given), as the CLI resolves them."""
-    from robustcv.evaluation.config import resolve_eps_grid
-
-    given = None
-    if eps is not None:
-        try:
-            given = [float(Fraction(e)) if isinstance(e, str) else float(e) for e in eps]
-        except (TypeError, ValueError, ZeroDivisionError):
-            raise UserError(f"eps {list(eps)!r}: give numbers or fractions like 8/255") from None
-    return resolve_eps_grid(info, norm, given, None if headline_eps is None else float(headline_eps))
-
-
-def _defense_list(defenses: Sequence[str]) -> list[str]:
-    """``none`` first, then each defense once, each one parsed (``UserError`` if it does not)."""
-    from defenses import parse_defense
-
-    specs = list(dict.fromkeys(["none", *defenses]))
-    for spec in specs:
-        try:
-            parse_defense(spec)
-        except ValueError as exc:
-            raise UserError(f"defense {spec!r}: {exc}") from None
-    return specs
-
-
-def _natural_list(natural: Sequence[str] | None) -> list[str]:
-    from robustcv.evaluation.config import NATURAL_KINDS
-
-    kinds = list(NATURAL_KINDS) if natural is None else list(natural)
-    unknown = set(kinds) - set(NATURAL_KINDS)
-    if unknown:
-        raise UserError(f"unknown natural sweep {sorted(unknown)}; choose from {', '.join(NATURAL_KINDS)}")
-    return kinds
-
-
-def build_config(info: "DataInfo", *, eps: Sequence[float | str] | None, headline_eps: float | None,
-                 attacks: Sequence[str] | None, defenses: Sequence[str], natural: Sequence[str] | None,
-                 targeted: str, n: int, task_settings: dict[str, Any], **settings: Any) -> "EvalConfig":
-    """The run's ``EvalConfig`` with the CLI's defaults (eps grid, headline, the task's attacks,
-    ``none`` among the defenses), checked: ``UserError`` for a setting that cannot run."""
-    from robustcv.evaluation.attacking import build_attack
-    from robustcv.evaluation.config import EvalConfig, check_config
-    from robustcv.tasks import get_task
-
-    grid, headline = _eps_grid(info, eps, headline_eps, settings["norm"])
-    _check_targeted(targeted, info)
-    attack_list = list(attacks) if attacks is not None else get_task(info.task).default_attacks(info.num_classes,
-                                                                              targeted)
-    config = EvalConfig(attacks=attack_list, eps=grid, headline_eps=headline, natural=_natural_list(natural),
-                        defenses=_defense_list(defenses), targeted=targeted, n=n,
-                        loss=settings.pop("attack_loss"), **settings)
-    check_config(config)
-    objective = get_task(info.task).objective(info, **task_settings)
-    for name in config.attacks:
-        build_attack(name, config, objective)
-    return config
-
-
-def _check_targeted(targeted: str, info: "DataInfo") -> None:
-    from robustcv.tasks import get_task
-
-    problem = get_task(info.task).targeted_problem(targeted, info.num_classes)
-    if problem:
-        raise UserError(f"targeted={problem}" if problem.startswith("'") else problem)
+def _eps_values(eps: Sequence[float | str] | None) -> tuple[float, ...] | None:
+    """The budgets as floats (``"8/255"`` accepted)."""
+    if eps is None:
+        return None
+    try:
+        return tuple(float(Fraction(e)) if isinstance(e, str) else float(e) for e in eps)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise UserError(f"eps {list(eps)!r}: give numbers or fractions like 8/255") from None
 
 
 def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "classification",
@@ -319,7 +237,8 @@ def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "cla
     from robustcv.checkpoint import load_model
     from robustcv.data.base import DataSpec
     from robustcv.models.spec import ModelSpec
-    from robustcv.training import Recipe, ensure_trained
+    from robustcv.service import train_if_absent
+    from robustcv.training import Recipe
 
     known = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(recipe) - known)
@@ -327,7 +246,7 @@ def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "cla
         raise UserError(f"unknown training setting {unknown[0]!r}; Recipe has {', '.join(sorted(known))}")
     spec = Recipe(**recipe)
     data = DataSpec(name=dataset, root=str(data_root), seed=spec.seed, task=_task(task).value, image_size=image_size)
-    result = ensure_trained(data, ModelSpec(name=model, weights=weights), spec, models_dir=models_dir,
+    result = train_if_absent(data, ModelSpec(name=model, weights=weights), spec, models_dir=models_dir,
                             device=device, force=force, show_progress=show_progress)
     net, _ = load_model(result.checkpoint, device=device)
     return net, result

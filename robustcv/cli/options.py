@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 from robustcv.data.base import DataSpec
 from robustcv.device import DEVICE_CHOICES
@@ -15,6 +16,13 @@ from robustcv.training.recipe import (ADV_TRAIN, AUGMENT_POLICIES, CLASS_WEIGHTS
                                       OPTIMIZERS, SCHEDULES, Recipe)
 
 _RECIPE_DEFAULTS = Recipe()
+
+
+def given(name: str) -> bool:
+    """Whether the option ``name`` was given on the command line (or in the environment)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                                  ParameterSource.ENVIRONMENT)
 
 
 def parse_fraction(text: str) -> float:
@@ -191,7 +199,7 @@ run_options = _stack(
     click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
 )
 
-_RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "optimizer", "lr", "momentum",
+RECIPE_KEYS = ("freeze", "backbone_lr_scale", "augment", "mixup", "cutmix", "optimizer", "lr", "momentum",
                 "nesterov", "weight_decay", "schedule", "warmup_epochs", "epochs", "batch_size", "loss",
                 "label_smoothing", "focal_gamma", "class_weights", "early_stopping", "monitor", "adv_train",
                 "train_eps", "train_steps", "trades_beta", "distill_temperature", "threshold", "ensemble_mode", "seed")
@@ -214,10 +222,17 @@ def model_spec_from(params: dict[str, Any]):
 def recipe_from(params: dict[str, Any]) -> Recipe:
     from robustcv.models.ensemble import is_ensemble
 
-    values = {key: params[key] for key in _RECIPE_KEYS}
+    values = {key: params[key] for key in RECIPE_KEYS}
     if values["ensemble_mode"] != ENSEMBLE_MODES[0] and not is_ensemble(params["model_name"] or ""):
         raise click.UsageError("--ensemble-mode applies to --model ensemble:A+B+... only")
     try:
         return Recipe(**values)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def seeds_option(f: Callable) -> Callable:
+    """``--seeds``: a seed study (``train`` and ``attack``)."""
+    return click.option("--seeds", "seeds_text", default=None,
+                        help="A seed study: run the same recipe under each seed (e.g. 0-9 or 0,3,5) and report "
+                             "mean ± std with every run listed.")(f)

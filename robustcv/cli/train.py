@@ -6,9 +6,8 @@ from typing import Any
 import click
 
 from robustcv.cli.options import (ConfigCommand, config_option, data_options, data_spec_from, model_options,
-                                  model_spec_from, recipe_from, recipe_options, run_options)
-from robustcv.cli.seeds import seeds_option
-from robustcv.console import stdout, table
+                                  model_spec_from, recipe_from, recipe_options, run_options, seeds_option)
+from robustcv.cli.tables import print_training_summary
 from robustcv.device import resolve_device
 
 
@@ -29,7 +28,7 @@ def train_command(**params: Any) -> None:
         train_denoiser_command(params)
         return
     from robustcv import distributed
-    from robustcv.training import ensure_trained
+    from robustcv.service import train_if_absent
 
     world, device = distributed.setup(resolve_device(params["device"]))
     if params["seeds_text"] is not None:
@@ -37,26 +36,9 @@ def train_command(**params: Any) -> None:
 
         train_seed_study(params, device)
         return
-    result = ensure_trained(
+    result = train_if_absent(
         data_spec_from(params), model_spec_from(params), recipe_from(params),
         models_dir=params["models_dir"], device=device, force=params["force"], show_progress=not params["quiet"],
     )
     if world.main:
         print_training_summary(result)
-
-
-SUMMARY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_micro", "f1_weighted",
-                   "miou", "pixel_accuracy", "mean_class_accuracy", "map", "exact_match", "hamming_loss")
-
-
-def print_training_summary(result) -> None:
-    """The test-metrics table and the checkpoint path."""
-    meta = result.metadata
-    metrics = meta.test_metrics
-    verb = "trained" if result.trained else "already trained (same spec hash), nothing to do"
-    rows = [(key, metrics[key]) for key in SUMMARY_METRICS if isinstance(metrics.get(key), (int, float))]
-    if meta.best_epoch is not None:  # an ensemble's members each keep their own best epoch
-        rows.append(("best epoch", str(meta.best_epoch)))
-    rows.append(("train seconds", float(meta.seconds)))
-    stdout.print(table("test metrics", ("metric", "value"), rows))
-    stdout.print(f"{verb}: {result.checkpoint}")

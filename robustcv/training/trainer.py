@@ -9,6 +9,7 @@ import contextlib
 import copy
 import dataclasses
 import re
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from robustcv.outputs import OutputKind, claim_output
 from robustcv.metrics import MetricState
 from robustcv.tasks import TaskDefinition, get_task
 from robustcv.training.augment import AugmentedDataset, build_augmentation, build_batch_mix
+from robustcv.training.ensemble import fit_ensemble, write_ensemble
 from robustcv.training.losses import class_weights_for, make_loss
 from robustcv.training.loop import EpochContext, check_finite_loss, evaluate, train_one_epoch
 from robustcv.training.guards import check_batch_norm, check_splits
@@ -100,12 +102,12 @@ def ensure_trained(data: DataSpec, model: ModelSpec, recipe: Recipe, *, models_d
 def _fit_ensemble_into(out, splits: Splits, data: DataSpec, model: ModelSpec, recipe: Recipe, name: str,
                        digest: str, device: torch.device | str, show_progress: bool) -> None:
     """Train an ``ensemble:`` model's members and write the ensemble checkpoint (rank 0)."""
-    from robustcv.training.ensemble import fit_ensemble, write_ensemble
-
-    fitted = fit_ensemble(splits, data, model, recipe, device=torch.device(device), show_progress=show_progress)
+    trainer = sys.modules[__name__]  # this module's fit, test_metrics and curves: the ensemble never imports it
+    fitted = fit_ensemble(splits, data, model, recipe, trainer=trainer, device=torch.device(device),
+                          show_progress=show_progress)
     if distributed.current().main:
         with out.staging() as staging:
-            write_ensemble(staging, fitted, name, digest)
+            write_ensemble(staging, fitted, name, digest, trainer=trainer)
 
 
 def _has_checkpoint(directory: Path, digest: str) -> bool:
