@@ -192,20 +192,21 @@ def _eval_data(data: Any, request: Request, classes: Sequence[str] | None, num_c
     from robustcv.evaluation.inputs import dataset_samples, tensor_samples
     from robustcv.plan import sample_count
 
-    task_value = _task(request.task)
+    task = _task_name(request.task)
     if isinstance(data, (str, DataSpec)):
         spec = data if isinstance(data, DataSpec) else DataSpec(name=data, root=str(data_root), seed=request.seed,
-                                                                 task=task_value.value, image_size=image_size)
+                                                                 task=task, image_size=image_size)
         return dataset_samples(spec, sample_count(request, spec.task), request.seed, classes)
     if request.n is not None:
-        sample_count(request, task_value.value)  # refuses a count below 1
-    return tensor_samples(data, task_value, classes, num_classes, ignore_index, request.n)
+        sample_count(request, task)  # refuses a count below 1
+    return tensor_samples(data, task, classes, num_classes, ignore_index, request.n)
 
 
-def _task(task: str | None):
-    from robustcv.tasks import Task, get_task
+def _task_name(task: str | None) -> str:
+    """The registered name of ``task`` (default: classification); an unknown one is one line listing the tasks."""
+    from robustcv.tasks import DEFAULT_TASK, get_task
 
-    return Task(get_task(task or "classification").name)  # an unknown name: one line listing the tasks
+    return get_task(task or DEFAULT_TASK).name
 
 
 def _eps_values(eps: Sequence[float | str] | None) -> tuple[float, ...] | None:

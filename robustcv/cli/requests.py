@@ -61,7 +61,7 @@ def plan_from(params: dict[str, Any], meta: Any):
     """The run's ``EvalConfig`` for the flags and the model's metadata; a refused setting is
     ``click.BadParameter`` on its flag."""
     with on_flag():
-        check_task_targeting(meta.data_info.task.value, params["targeted"])  # --checkpoint: the model's own task
+        check_task_targeting(meta.data_info.task, params["targeted"])  # --checkpoint: the model's own task
         return resolve(request_from(params), meta.data_info, meta.task_settings)
 
 

@@ -43,9 +43,9 @@ def checkpoint_from(params: dict[str, Any], device) -> tuple[str, Any]:
         return params["model_file"], _open_model_file(params, device)
     if params["checkpoint"]:
         meta = read_metadata(params["checkpoint"])
-        if given("task") and params["task"] != meta.data_info.task.value:
+        if given("task") and params["task"] != meta.data_info.task:
             raise click.UsageError(f"--task {params['task']} contradicts --checkpoint {params['checkpoint']}, a "
-                                   f"{meta.data_info.task.value} model; drop --task")
+                                   f"{meta.data_info.task} model; drop --task")
         return params["checkpoint"], meta
     result = train_if_absent(data_spec_from(params), model_spec_from(params), recipe_from(params),
                              models_dir=params["models_dir"], device=device, show_progress=not params["quiet"])
