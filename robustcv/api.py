@@ -70,9 +70,9 @@ class EvalResults:
     def robust_accuracy(self, defense: str = "none", attack: str = "worst-case") -> dict[float, float]:
         """Robust accuracy by eps for one defense and attack (default: the worst case over attacks;
         a segmenter's curve is its robust mIoU)."""
-        from robustcv.tasks import get_task
+        from robustcv.tasks import DEFAULT_TASK, get_task
 
-        metric = get_task(self.run.get("task", "classification")).robust_metric
+        metric = get_task(self.run.get("task", DEFAULT_TASK)).robust_metric
         return {r.eps: r.value for r in self.records if r.metric == metric and r.cls is None
                 and r.defense == defense and r.attack == attack and not r.adaptive}
 
@@ -246,7 +246,7 @@ def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "cla
     if unknown:
         raise UserError(f"unknown training setting {unknown[0]!r}; Recipe has {', '.join(sorted(known))}")
     spec = Recipe(**recipe)
-    data = DataSpec(name=dataset, root=str(data_root), seed=spec.seed, task=_task(task).value, image_size=image_size)
+    data = DataSpec(name=dataset, root=str(data_root), seed=spec.seed, task=_task_name(task), image_size=image_size)
     result = train_if_absent(data, ModelSpec(name=model, weights=weights), spec, models_dir=models_dir,
                             device=device, force=force, show_progress=show_progress)
     net, _ = load_model(result.checkpoint, device=device)

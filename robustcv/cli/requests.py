@@ -10,9 +10,9 @@ import click
 from robustcv.cli.options import RECIPE_KEYS, given, parse_fraction
 from robustcv.plan import PlanError, check_task_targeting, resolve
 from robustcv.request import HEADLINE, Request
-from robustcv.tasks import get_task
+from robustcv.tasks import DEFAULT_TASK, get_task
 
-DEFAULT_ATTACKS = ",".join(get_task("classification").default_attacks(10))  # --help shows them
+DEFAULT_ATTACKS = ",".join(get_task(DEFAULT_TASK).default_attacks(10))  # --help shows them
 
 # With --checkpoint the checkpoint's model.json fixes these; given on the command line, they
 # would be ignored without a word. (--seed stays: it seeds the attacks too; --task is checked

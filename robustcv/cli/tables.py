@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from robustcv.console import console, print_table, stdout, table
-from robustcv.tasks import get_task
+from robustcv.tasks import DEFAULT_TASK, get_task
 
 SUMMARY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_micro", "f1_weighted",
                    "miou", "pixel_accuracy", "mean_class_accuracy", "map", "exact_match", "hamming_loss")
@@ -24,7 +24,7 @@ def print_training_summary(result) -> None:
 def print_results(results) -> None:
     """Robust accuracy per eps: one table per defense, a row per (attack, mode), a column per eps."""
     grid = results.run["eps_grid"]
-    task = get_task(results.run.get("task", "classification"))
+    task = get_task(results.run.get("task", DEFAULT_TASK))
     metric = task.robust_metric
     by_defense: dict[str, dict[tuple, dict[float, float]]] = {}
     for r in results.records:
