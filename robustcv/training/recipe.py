@@ -8,12 +8,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from robustcv.training import kinds
+
 AUGMENT_POLICIES = ("none", "basic", "standard", "strong")
-OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad")
-SCHEDULES = ("cosine", "step", "plateau", "onecycle", "constant")
-LOSSES = ("ce", "focal")
+OPTIMIZERS = tuple(kinds.OPTIMIZERS.names())
+SCHEDULES = tuple(kinds.SCHEDULES.names())
+LOSSES = tuple(kinds.TRAINING_LOSSES.names())
 CLASS_WEIGHTS = ("none", "balanced")
-ADV_TRAIN = ("none", "fgsm-rs", "pgd-at", "segpgd-at", "trades", "distillation")
+ADV_TRAIN = tuple(kinds.ADVERSARIAL_TRAINING.names())
 MONITORS = ("val_accuracy", "val_loss", "val_robust_accuracy")
 DEFAULT_THRESHOLD = "0.5"
 ENSEMBLE_MODES = ("seeds", "bagging")
