@@ -185,15 +185,27 @@ class Registry(Generic[T]):
         entry, argument = self._split_short(name)
         if argument:
             kwargs = {**self._positional(entry, spec, argument), **kwargs}
-        return entry, kwargs
+        return self._family_by_keyword(entry, kwargs), kwargs
 
     def _split_short(self, name: str) -> tuple[Entry[T], str]:
-        if name in self or ":" not in name:
-            return self.entry(name), ""
-        head, _, rest = name.partition(":")
-        if head in self and not self.entry(head).family:  # a plain entry in the short form: jpeg:75
-            return self.entry(head), rest
-        return self.lookup(name)
+        """The entry and short-form argument of a spec's name (``jpeg:75``, ``imagefolder:X``)."""
+        if ":" in name and name not in self:
+            head, _, rest = name.partition(":")
+            if head in self and self._family(head.strip().lower()) is None:  # a plain entry's short form: jpeg:75
+                return self.entry(head), rest
+            return self.lookup(name)
+        family = None if name in self else self._family(name.strip().lower())
+        return (family, "") if family is not None else (self.entry(name), "")
+
+    def _family_by_keyword(self, entry: Entry[T], kwargs: dict[str, Any]) -> Entry[T]:
+        """A family named by its keyword (``unet(encoder=X)`` beside a plain ``unet``), checked
+        to have its argument."""
+        family = entry if entry.family else self._family(entry.name)
+        if family is None or (not entry.family and family.params[0] not in kwargs):
+            return entry
+        if family.params[0] not in kwargs:
+            raise self.error(f"{self.kind} '{family.prefix}' needs {family.params[0]}=..., e.g. '{family.name}'")
+        return family
 
     def _positional(self, entry: Entry[T], spec: str, argument: str) -> dict[str, Any]:
         values = [argument] if entry.family else [literal(a.strip()) for a in argument.split(",")]

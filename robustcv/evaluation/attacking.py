@@ -27,13 +27,10 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
     names and bad arguments are a ``UserError``.
     """
     from attacks import get_attack
-    from attacks.specs import parse_attack_spec
 
-    try:
-        name, arguments = parse_attack_spec(spec)
-    except ValueError as exc:  # the message names the spec
-        raise UserError(str(exc)) from None
-    declared = ATTACKS.entry(name).meta["declares"]
+    entry, arguments = ATTACKS.parse(spec)  # one-line UserErrors that name the spec
+    name = f"{entry.prefix}:{arguments.pop(entry.params[0])}" if entry.family else entry.name
+    declared = entry.meta["declares"]
     objective = objective or Classification()
     try:
         objective = objective.with_loss(arguments.pop("loss", _default_loss(declared, objective, config)))
