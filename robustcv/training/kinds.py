@@ -14,7 +14,8 @@ SCHEDULES: Registry[str] = Registry("schedule")
 ADVERSARIAL_TRAINING: Registry[str] = Registry("adversarial-training kind")
 
 
-def _register(registry: Registry[str], summaries: dict[str, str], tasks: dict[str, tuple[str, ...]] | None = None) -> None:
+def _register(registry: Registry[str], summaries: dict[str, str],
+              tasks: dict[str, tuple[str, ...]] | None = None) -> None:
     for name, summary in summaries.items():
         registry.register(name, name, summary=summary, tasks=(tasks or {}).get(name, ()))
 
