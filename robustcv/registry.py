@@ -218,7 +218,7 @@ class Registry(Generic[T]):
         """The short form of ``spec``: ``imagefolder(path=X)`` → ``imagefolder:X`` for a family
         (whose builder reads the part after the colon); other names are returned as given."""
         if "(" not in spec:
-            return spec.strip()
+            return spec
         entry, kwargs = self.parse(spec)
         if not entry.family or set(kwargs) != set(entry.params[:1]):
             return spec.strip()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from robustcv.registry import Registry
 from robustcv.data.base import DatasetBuilder, DataSpec, Splits
 from robustcv.errors import UserError
+from robustcv.registry import Registry
 from robustcv.tasks import Task
 
 PATH_PLACEHOLDER = "<path>"

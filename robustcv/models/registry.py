@@ -1,6 +1,6 @@
 """Name -> builder registry (typed entries of :class:`robustcv.registry.Registry`), in the style
-of torchvision's ``models/_api.py``. ``name(key=value)`` and the short forms (``ensemble:A+B``,
-``deeplabv3plus:<encoder>``) name the same model.
+of torchvision's ``models/_api.py``. A family's ``name(key=value)`` and its short form name the
+same model (``deeplabv3plus(encoder=resnet50)`` is ``deeplabv3plus:resnet50``).
 
 A builder takes keyword-only arguments ``in_channels, num_classes, hidden, dropout, batch_norm,
 input_size`` and returns a ``ClassifierNet`` (``backbone`` + ``head``); weights are loaded
@@ -18,8 +18,8 @@ from typing import Callable, Iterable, Optional, TypeVar
 
 from torch import nn
 
-from robustcv.registry import Entry, Registry
 from robustcv.errors import UserError
+from robustcv.registry import Entry, Registry
 from robustcv.tasks import Task
 
 DUAL_PREFIX = "dual:"
