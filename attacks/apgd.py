@@ -268,6 +268,9 @@ class APGD(_APGDBase):
         >>> x_adv = attack(model, x, y, eps=8 / 255)
     """
 
+    run_settings = ("norm", "objective", "targeted", "steps", "seed", "early_stop")
+    step_budget = "apgd_steps"
+
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1,
                  objective: Objective | str | LossFn = "ce", targeted: bool = False, rho: float = 0.75,
                  early_stop: bool = True, seed: int | None = None) -> None:
@@ -300,6 +303,7 @@ class APGDCE(APGD):
         >>> x_adv = get_attack("apgd-ce", steps=100, seed=0)(model, x, y, eps=8 / 255)
     """
 
+    own_loss = "ce"
 
 @register_attack("apgd-dlr")
 class APGDDLR(APGD):
@@ -308,6 +312,8 @@ class APGDDLR(APGD):
     Example:
         >>> x_adv = get_attack("apgd-dlr", steps=100, seed=0)(model, x, y, eps=8 / 255)
     """
+
+    own_loss = "dlr"
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1,
                  objective: Objective | str | LossFn = "dlr", targeted: bool = False, rho: float = 0.75,
@@ -357,6 +363,11 @@ class APGDT(_APGDBase):
         >>> attack = APGDT(norm="linf", steps=100, n_target_classes=9, seed=0)
         >>> x_adv = attack(model, x, y, eps=8 / 255)
     """
+
+    run_settings = ("norm", "objective", "steps", "seed", "early_stop")
+    step_budget = "apgd_steps"
+    step_share = 2  # its targets share the budget: half the steps each keeps the cascade cheap
+    untargeted_reason = "aims at every other class in turn (untargeted by design)"
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1, n_target_classes: int = 9,
                  objective: Objective | str | LossFn = "ce", rho: float = 0.75, early_stop: bool = True,

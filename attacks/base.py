@@ -39,6 +39,21 @@ class Attack(abc.ABC):
     minimizes: bool = False
     """Whether the attack can also search each sample's smallest adversarial (``minimal``)."""
 
+    # ------------------------------------------- declarations read by an evaluation
+    run_settings: tuple[str, ...] = ("norm", "objective", "targeted", "seed")
+    """The run's settings this attack takes, by constructor keyword: any of ``norm``,
+    ``objective``, ``targeted``, ``seed``, ``steps``, ``step_size``, ``rel_step_size``,
+    ``restarts``, ``early_stop``. Without ``targeted`` it is untargeted by design and refuses a
+    targeted run."""
+    step_budget: str = "steps"
+    """Which of the run's step budgets fills ``steps``: ``"steps"`` (PGD) or ``"apgd_steps"``."""
+    step_share: int = 1
+    """The budget is shared among this many descents (at least one step each)."""
+    own_loss: str | None = None
+    """The loss the attack's name carries (``apgd-ce``: ``"ce"``), used where the task has it."""
+    untargeted_reason: str = "is untargeted by design"
+    """Why a targeted run cannot use it (when ``targeted`` is not among ``run_settings``)."""
+
     def __init__(self, norm: Norm | str = "linf", objective: Objective | str | LossFn = "ce",
                  targeted: bool = False, seed: int | None = None) -> None:
         self.norm = Norm.parse(norm)

@@ -40,4 +40,4 @@ class CosPGD(SegmentationPGD):
         >>> x_adv = attack(segmenter, x, masks, eps=0.5)
     """
 
-    LOSS = "cospgd"
+    LOSS = own_loss = "cospgd"  # its loss is its name

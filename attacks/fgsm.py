@@ -41,6 +41,8 @@ class FGSM(Attack):
         >>> x_adv = attack(model, x, y, eps=8 / 255)
     """
 
+    run_settings = ("norm", "objective", "targeted")
+
     def __init__(self, norm: Norm | str = "linf", objective: Objective | str | LossFn = "ce",
                  targeted: bool = False) -> None:
         super().__init__(norm=norm, objective=objective, targeted=targeted)

@@ -18,7 +18,7 @@ from torch import nn
 
 from attacks.frozen import eval_frozen
 from attacks.objectives import Classification
-from attacks.registries import Registry
+from attacks.registries import add, lookup
 
 
 class NaturalTransform:
@@ -139,19 +139,20 @@ class Brightness(NaturalTransform):
         return x.clone() if value == 0 else (x + float(value)).clamp(0, 1)
 
 
-NATURAL: Registry[NaturalTransform] = Registry("natural transform")
+NATURAL: dict[str, NaturalTransform] = {}
+"""Name → natural transform (robustcv registers each as a typed entry of its own registry)."""
 for _transform in (Translate(), Rotate(), GaussianNoise(), Blur(), Brightness()):
-    NATURAL.register(_transform.name, _transform)
+    add(NATURAL, _transform.name, _transform)
 
 
 def list_natural() -> list[str]:
     """Names of the natural transforms."""
-    return NATURAL.names()
+    return sorted(NATURAL)
 
 
 def get_natural(name: str) -> NaturalTransform:
     """The transform called ``name``; a one-line ``ValueError`` for unknown names."""
-    return NATURAL.get(name)
+    return lookup(NATURAL, name, "natural transform")[1]
 
 
 @dataclass

@@ -58,6 +58,9 @@ class PGD(Attack):
         >>> x_adv = attack(model, x, y, eps=8 / 255)
     """
 
+    run_settings = ("norm", "objective", "targeted", "steps", "step_size", "rel_step_size", "restarts", "seed",
+                    "early_stop")
+
     def __init__(self, norm: Norm | str = "linf", steps: int = 10, step_size: float | None = None,
                  rel_step_size: float | None = None, random_start: bool = True, restarts: int = 1,
                  objective: Objective | str | LossFn = "ce", targeted: bool = False, early_stop: bool = True,

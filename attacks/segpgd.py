@@ -62,4 +62,4 @@ class SegPGD(SegmentationPGD):
         >>> x_adv = attack(segmenter, x, masks, eps=8 / 255)
     """
 
-    LOSS = "segpgd"
+    LOSS = own_loss = "segpgd"  # its loss is its name

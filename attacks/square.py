@@ -42,6 +42,8 @@ class Square(Attack):
         >>> x_adv = Square(queries=500, seed=0)(model, x, y, eps=8 / 255)
     """
 
+    run_settings = ("seed",)  # black-box, untargeted, L-inf only
+
     def __init__(self, queries: int = 300, p_init: float = 0.05, objective: Objective | str | LossFn = "margin",
                  early_stop: bool = True, seed: int | None = None, norm: Norm | str = "linf") -> None:
         super().__init__(norm=norm, objective=objective, targeted=False, seed=seed)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from attacks.registries import Registry
+from robustcv.registry import Registry
 
 
 def test_register_get_names_and_duplicates():
@@ -33,9 +33,7 @@ def test_families_keep_their_argument_case():
 
 
 def test_every_registry_of_the_code_base_has_the_shape():
-    from attacks.natural import NATURAL
-    from attacks.registry import ATTACKS
-    from defenses.registry import DEFENSES
+    from robustcv.catalogues import ATTACKS, DEFENSES, NATURAL
     from robustcv.data.registry import DATASETS
     from robustcv.errors import UserError
     from robustcv.models.registry import MODELS

@@ -1,38 +1,42 @@
-"""Name → builder registry for datasets, in the style of torchvision's ``models/_api.py``.
+"""Name → builder registry for datasets (typed entries of :class:`robustcv.registry.Registry`).
 
 A name ending in ``:<path>`` (``imagefolder:<path>``) registers a family: any
-``imagefolder:SOMETHING`` resolves to that builder, which reads the part after the colon.
+``imagefolder:SOMETHING`` resolves to that builder, which reads the part after the colon;
+``imagefolder(path=SOMETHING)`` is the same dataset. Each entry carries the tasks it serves.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
-from attacks.registries import Registry
 from robustcv.data.base import DatasetBuilder, DataSpec, Splits
 from robustcv.errors import UserError
+from robustcv.registry import Registry
 from robustcv.tasks import Task
 
 PATH_PLACEHOLDER = "<path>"
 
-DATASETS: Registry[tuple[DatasetBuilder, tuple[Task, ...]]] = Registry("dataset", error=UserError)
+DATASETS: Registry[DatasetBuilder] = Registry("dataset", error=UserError)
 
 
 def register_dataset(
-    name: str, *, tasks: tuple[Task | str, ...] = (Task.CLASSIFICATION,)
+    name: str, *, tasks: tuple[Task | str, ...] = (Task.CLASSIFICATION,), eps_scale: float | None = None
 ) -> Callable[[DatasetBuilder], DatasetBuilder]:
     """Register a builder ``fn(spec: DataSpec) -> Splits`` under ``name``.
 
     Args:
         name: registry name; ``"prefix:<path>"`` registers a parametrized family.
         tasks: the tasks the builder supports; others are refused before it is called.
+        eps_scale: the usual eps scale of its images (``None``: the task's default).
 
     Raises:
         ValueError: if ``name`` is already registered.
     """
 
     def wrapper(fn: DatasetBuilder) -> DatasetBuilder:
-        DATASETS.register(name, (fn, tuple(Task(t) for t in tasks)))
-        return fn
+        params = (PATH_PLACEHOLDER[1:-1],) if name.endswith(PATH_PLACEHOLDER) else ()
+        return DATASETS.register(name, fn, tasks=tuple(Task(t) for t in tasks), params=params, eps_scale=eps_scale,
+                                 summary=(fn.__doc__ or "").strip().partition("\n")[0])
 
     return wrapper
 
@@ -40,8 +44,7 @@ def register_dataset(
 def list_datasets(task: Task | str | None = None) -> list[str]:
     """Sorted registry names; parametrized families appear as ``prefix:<path>``.
     ``task`` keeps only the datasets that offer it."""
-    names = DATASETS.names()
-    return names if task is None else [n for n in names if Task(task) in DATASETS.get(n)[1]]
+    return DATASETS.names(None if task is None else Task(task))
 
 
 def _check_spec(spec: DataSpec, tasks: tuple[Task, ...]) -> None:
@@ -67,6 +70,7 @@ def get_dataset(spec: DataSpec) -> Splits:
     Raises:
         UserError: unknown name or task, bad fractions, or data that cannot be found or read.
     """
-    _, (builder, tasks), _ = DATASETS.resolve(spec.name)
-    _check_spec(spec, tasks)
-    return builder(spec)
+    spec = dataclasses.replace(spec, name=DATASETS.canonical(spec.name))  # name(key=value) → short form
+    entry = DATASETS.entry(spec.name)
+    _check_spec(spec, entry.tasks)
+    return entry.builder(spec)

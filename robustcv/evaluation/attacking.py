@@ -6,6 +6,7 @@ import time
 import torch
 
 from attacks.objectives import Classification, Objective
+from robustcv.catalogues import ATTACKS, AttackDeclarations
 from robustcv.errors import UserError
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, OutcomeBuilder
@@ -13,53 +14,33 @@ from robustcv.evaluation.threat import ThreatModel, judged_elsewhere
 from robustcv.inference import predict
 
 
-PGD_FAMILY = ("pgd", "segpgd", "cospgd")  # PGD's settings (steps, step size, restarts) apply to all
-NATIVE = ("fgsm",) + PGD_FAMILY
-APGD_FAMILY = ("apgd", "apgd-ce", "apgd-dlr", "apgd-t")
-APGD_LOSSES = {"apgd-ce": "ce", "apgd-dlr": "dlr"}
-OWN_LOSS = ("segpgd", "cospgd")  # their loss is their name; they take the task objective's settings
-EARLY_STOPPING = PGD_FAMILY + APGD_FAMILY  # native attacks with an early_stop flag
+EARLY_STOPPING = tuple(e.name for e in ATTACKS.entries() if "early_stop" in e.meta["declares"].run_settings)
+"""The attacks that take an early_stop flag."""
 
 
 def build_attack(spec: str, config: EvalConfig, objective: Objective | None = None, **overrides):
-    """An attack from its spec (``NAME`` or ``NAME(key=value, ...)``) and the run's settings; the
-    spec's arguments win. A spec's ``loss=NAME`` picks that loss of the run's task objective
-    (default: classification). Unknown names and bad arguments are a ``UserError``."""
-    from attacks import get_attack
-    from attacks.specs import parse_attack_spec
+    """An attack from its spec (``NAME`` or ``NAME(key=value, ...)``) and the run's settings.
 
-    try:
-        name, arguments = parse_attack_spec(spec)
-    except ValueError as exc:  # the message names the spec
-        raise UserError(str(exc)) from None
+    The attack receives exactly the run settings it declares (``run_settings``, see
+    :class:`attacks.base.Attack`), ``overrides`` among them; the spec's arguments win. A spec's
+    ``loss=NAME`` picks that loss of the run's task objective (default: classification). Unknown
+    names and bad arguments are a ``UserError``.
+    """
+    from attacks import get_attack
+
+    entry, arguments = ATTACKS.parse(spec)  # one-line UserErrors that name the spec
+    name = f"{entry.prefix}:{arguments.pop(entry.params[0])}" if entry.family else entry.name
+    declared = entry.meta["declares"]
     objective = objective or Classification()
     try:
-        objective = objective.with_loss(arguments.pop("loss", _default_loss(name, objective, config)))
+        objective = objective.with_loss(arguments.pop("loss", _default_loss(declared, objective, config)))
     except ValueError as exc:
         raise UserError(f"attack {spec!r}: {exc}") from None
     if "targeted" in arguments:
         raise UserError(f"attack {spec!r}: set targeting for every attack with --targeted, not per attack")
-    targeted = config.targeted != "none"
-    if name in NATIVE:
-        kwargs = {"norm": config.norm, "objective": objective, "targeted": targeted}
-        if name in PGD_FAMILY:
-            kwargs.update(steps=config.steps, step_size=config.step_size, rel_step_size=config.rel_step_size,
-                          restarts=config.restarts, seed=config.seed)
-        kwargs.update(overrides)
-    elif name in APGD_FAMILY:
-        if name == "apgd-t" and targeted:
-            raise UserError("apgd-t aims at every other class in turn (untargeted by design); with --targeted "
-                            "use apgd-ce or pgd")
-        kwargs = {"norm": config.norm, "objective": objective, "seed": config.seed, "steps": config.apgd_steps}
-        if name == "apgd-t":  # nine target classes: a quarter of the steps each keeps the cascade cheap
-            kwargs["steps"] = max(1, config.apgd_steps // 2)
-        else:
-            kwargs["targeted"] = targeted
-        kwargs.update(overrides)
-    elif name.startswith("art:"):  # ART takes our norm; foolbox and torchattacks attacks carry their own
-        kwargs = {"norm": config.norm, "targeted": targeted, "seed": config.seed}
-    else:
-        kwargs = {"targeted": targeted, "seed": config.seed}
+    if config.targeted != "none" and "targeted" not in declared.run_settings:
+        raise UserError(f"{name} {declared.untargeted_reason}; with --targeted use apgd-ce or pgd")
+    kwargs = run_settings(declared, config, objective, **overrides)
     kwargs.update(arguments)
     try:
         attack = get_attack(name, **kwargs)
@@ -71,10 +52,25 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
     return attack
 
 
-def _default_loss(name: str, objective: Objective, config: EvalConfig) -> str | None:
-    """APGD-CE and APGD-DLR carry their loss in their name; other attacks use the run's
-    ``--attack-loss`` (None: the task's default)."""
-    own = name if name in OWN_LOSS else APGD_LOSSES.get(name)
+def run_settings(declared: AttackDeclarations, config: EvalConfig, objective: Objective, **overrides) -> dict:
+    """The run's settings an attack declares (``declared.run_settings``), by constructor keyword.
+
+    ``steps`` comes from the budget the attack names (``--steps`` or ``--apgd-steps``), shared
+    among its ``step_share`` descents; ``overrides`` (e.g. ``early_stop``) join the offer.
+    """
+    budget = getattr(config, declared.step_budget)
+    share = declared.step_share
+    offered = {"norm": config.norm, "objective": objective, "targeted": config.targeted != "none",
+               "seed": config.seed, "steps": budget if share == 1 else max(1, budget // share),
+               "step_size": config.step_size, "rel_step_size": config.rel_step_size, "restarts": config.restarts,
+               **overrides}
+    return {key: offered[key] for key in declared.run_settings if key in offered}
+
+
+def _default_loss(declared: AttackDeclarations, objective: Objective, config: EvalConfig) -> str | None:
+    """An attack whose name carries its loss (APGD-CE, SegPGD...) uses it where the task's
+    objective has it; other attacks use the run's ``--attack-loss`` (None: the task's default)."""
+    own = declared.own_loss
     return own if own in objective.LOSSES else config.loss
 
 

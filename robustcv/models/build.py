@@ -26,7 +26,7 @@ def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
         UserError: unknown model, a task the model cannot do, or unusable weights.
     """
     if is_ensemble(spec.name):
-        return build_ensemble(spec, info)
+        return build_ensemble(spec, info, build_model)
     kwargs = dict(in_channels=info.channels, num_classes=info.num_classes, hidden=spec.hidden,
                   dropout=spec.dropout, batch_norm=spec.batch_norm, input_size=spec.input_size)
     if spec.name.startswith(DUAL_PREFIX):

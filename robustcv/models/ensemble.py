@@ -18,13 +18,16 @@ sub-checkpoint (``members/member-<i>-<name>/``) so it can be attacked alone (see
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from robustcv.errors import UserError
-from robustcv.models.registry import ENSEMBLE_PATTERN, ENSEMBLE_PREFIX
+from robustcv.models.registry import ENSEMBLE_PATTERN, ENSEMBLE_PREFIX, get_entry
+from robustcv.models.wrapper import RobustModel
+
 MEMBERS_DIR = "members"
 
 
@@ -50,8 +53,6 @@ def parse_ensemble(name: str) -> list[str]:
     Raises:
         UserError: an empty member list, an empty member, a single member or an unknown name.
     """
-    from robustcv.models.registry import get_entry
-
     members = name[len(ENSEMBLE_PREFIX):].split("+")
     if len(members) < 2 or not all(m.strip() for m in members):
         raise UserError(f"'{name}': an ensemble is written {ENSEMBLE_PATTERN} with at least two members, "
@@ -69,12 +70,15 @@ def member_specs(spec) -> list:
     return [dataclasses.replace(spec, name=member) for member in parse_ensemble(spec.name)]
 
 
-def build_ensemble(spec, info) -> nn.Module:
-    """``RobustModel(EnsembleNet)`` of freshly built members (each through ``build_model``)."""
-    from robustcv.models.build import build_model
-    from robustcv.models.wrapper import RobustModel
+def build_ensemble(spec, info, build_member: Callable) -> nn.Module:
+    """``RobustModel(EnsembleNet)`` of freshly built members.
 
-    nets = [build_model(member, info).net for member in member_specs(spec)]
+    Args:
+        spec, info: the ensemble's ``ModelSpec`` and the dataset's ``DataInfo``.
+        build_member: ``(member spec, info) -> RobustModel`` (``build_model``, passed in so that
+            this module does not import the one that imports it).
+    """
+    nets = [build_member(member, info).net for member in member_specs(spec)]
     return RobustModel(EnsembleNet(nets), info.mean, info.std)
 
 

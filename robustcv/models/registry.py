@@ -1,4 +1,6 @@
-"""Name -> builder registry, in the style of torchvision's ``models/_api.py``.
+"""Name -> builder registry (typed entries of :class:`robustcv.registry.Registry`), in the style
+of torchvision's ``models/_api.py``. A family's ``name(key=value)`` and its short form name the
+same model (``deeplabv3plus(encoder=resnet50)`` is ``deeplabv3plus:resnet50``).
 
 A builder takes keyword-only arguments ``in_channels, num_classes, hidden, dropout, batch_norm,
 input_size`` and returns a ``ClassifierNet`` (``backbone`` + ``head``); weights are loaded
@@ -16,8 +18,8 @@ from typing import Callable, Iterable, Optional, TypeVar
 
 from torch import nn
 
-from attacks.registries import Registry
 from robustcv.errors import UserError
+from robustcv.registry import Entry, Registry
 from robustcv.tasks import Task
 
 DUAL_PREFIX = "dual:"
@@ -32,16 +34,10 @@ Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered builder and the tasks its networks can do."""
+ModelEntry = Entry
+"""A registered builder and the tasks its networks can do: ``ModelEntry(name, builder, tasks)``."""
 
-    name: str
-    builder: Builder
-    tasks: tuple[Task, ...]
-
-
-MODELS: Registry[ModelEntry] = Registry("model", error=UserError)
+MODELS: Registry[Builder] = Registry("model", error=UserError)
 
 
 @dataclass(frozen=True)
@@ -77,8 +73,9 @@ def register_model(name: str | None = None, *,
         key = name if name is not None else fn.__name__
         if key.startswith((DUAL_PREFIX, ENSEMBLE_PREFIX)) or "+" in key:
             raise ValueError(f"'{key}': 'dual:', 'ensemble:' and '+' are reserved for dual models and ensembles")
-        MODELS.register(key, ModelEntry(key, fn, tuple(Task(t) for t in tasks)))
-        return fn
+        summary = (fn.__doc__ or "").strip().partition("\n")[0]
+        params = (key.partition(":<")[2].rstrip(">"),) if ":<" in key else ()
+        return MODELS.register(key, fn, tasks=tuple(Task(t) for t in tasks), params=params, summary=summary)
 
     return wrapper
 
@@ -86,9 +83,7 @@ def register_model(name: str | None = None, *,
 def list_models(*, patterns: bool = True, task: Task | str | None = None) -> list[str]:
     """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` (classification) and
     ``ensemble:A+B+...`` forms are appended. ``task`` keeps only the models that offer it."""
-    names = MODELS.names()
-    if task is not None:
-        names = [n for n in names if Task(task) in MODELS.get(n).tasks]
+    names = MODELS.names(None if task is None else Task(task))
     if not patterns:
         return names
     dual_fits = task is None or Task(task) is Task.CLASSIFICATION
@@ -106,10 +101,9 @@ def resolve_model(name: str) -> tuple[ModelEntry, str]:
     Raises:
         UserError: an unknown name, in one line with the closest known names.
     """
-    key = name.strip()
+    key = MODELS.canonical(name) if "(" in name and ":" not in name.partition("(")[0] else name.strip()
     if key.lower() in MODELS or ":" in key:
-        _, entry, argument = MODELS.resolve(key)
-        return entry, argument
+        return MODELS.lookup(key)
     for catalog in CATALOGS.values():
         found = catalog.entry(key.lower())
         if found is not None:

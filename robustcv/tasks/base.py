@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from attacks.registries import Registry
+from robustcv.registry import Registry
 from robustcv.errors import UserError
 from robustcv.metrics.base import WILSON, MetricInfo
 

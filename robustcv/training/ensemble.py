@@ -25,7 +25,8 @@ from robustcv.checkpoint import ModelMetadata, write_checkpoint_files
 from robustcv.data import DataSpec, Splits, as_tensors
 from robustcv.inference import library_versions
 from robustcv.models import ModelSpec
-from robustcv.models.ensemble import build_ensemble, member_dir_name, member_dirs, member_specs
+from robustcv.models.build import build_model
+from robustcv.models.ensemble import member_dir_name, member_dirs, member_specs
 from robustcv.tasks import get_task
 from robustcv.training.multilabel import task_settings
 from robustcv.training.recipe import Recipe, spec_hash
@@ -102,7 +103,7 @@ def fit_ensemble(splits: Splits, data: DataSpec, spec: ModelSpec, recipe: Recipe
 
 def join_members(spec: ModelSpec, info, nets: list[torch.nn.Module]) -> torch.nn.Module:
     """A fresh ``RobustModel(EnsembleNet)`` holding copies of the trained members' weights."""
-    model = build_ensemble(dataclasses.replace(spec, weights=None), info)
+    model = build_model(dataclasses.replace(spec, weights=None), info)  # an ensemble: fresh members
     for slot, net in zip(model.net.members, nets):
         slot.load_state_dict(net.net.state_dict())
     return model.eval()

@@ -8,12 +8,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from robustcv.training.kinds import ADVERSARIAL_TRAINING, OPTIMIZERS as OPTIMIZER_KINDS, SCHEDULES as SCHEDULE_KINDS
+from robustcv.training.kinds import TRAINING_LOSSES
+
 AUGMENT_POLICIES = ("none", "basic", "standard", "strong")
-OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad")
-SCHEDULES = ("cosine", "step", "plateau", "onecycle", "constant")
-LOSSES = ("ce", "focal")
+OPTIMIZERS = tuple(OPTIMIZER_KINDS.names())  # the choice lists come from the registries
+SCHEDULES = tuple(SCHEDULE_KINDS.names())
+LOSSES = tuple(TRAINING_LOSSES.names())
 CLASS_WEIGHTS = ("none", "balanced")
-ADV_TRAIN = ("none", "fgsm-rs", "pgd-at", "segpgd-at", "trades", "distillation")
+ADV_TRAIN = tuple(ADVERSARIAL_TRAINING.names())
 MONITORS = ("val_accuracy", "val_loss", "val_robust_accuracy")
 DEFAULT_THRESHOLD = "0.5"
 ENSEMBLE_MODES = ("seeds", "bagging")
