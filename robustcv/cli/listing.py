@@ -7,7 +7,6 @@ import click
 
 from robustcv.console import stdout, table
 from robustcv.models.tv_generic import compact
-from robustcv.tasks import Task
 from robustcv.training.augment import POLICY_HELP
 from robustcv.training import kinds
 
@@ -21,8 +20,8 @@ def list_command() -> None:
     from robustcv.models.registry import CATALOGS
     from robustcv.tasks import list_tasks
 
-    by_task = [(f"{kind} ({task.value})", ", ".join(lister(task=task)))
-               for task in Task for kind, lister in (("datasets", list_datasets), ("models", list_models))]
+    by_task = [(f"{kind} ({task})", ", ".join(lister(task=task)))
+               for task in list_tasks() for kind, lister in (("datasets", list_datasets), ("models", list_models))]
     rows = [
         ("tasks", ", ".join(list_tasks())),
         *[row for row in by_task if row[1]],

@@ -12,7 +12,7 @@ from typing import Callable
 from robustcv.data.base import DatasetBuilder, DataSpec, Splits
 from robustcv.errors import UserError
 from robustcv.registry import Registry
-from robustcv.tasks import Task
+from robustcv.tasks import DEFAULT_TASK, get_task
 
 PATH_PLACEHOLDER = "<path>"
 
@@ -20,7 +20,7 @@ DATASETS: Registry[DatasetBuilder] = Registry("dataset", error=UserError)
 
 
 def register_dataset(
-    name: str, *, tasks: tuple[Task | str, ...] = (Task.CLASSIFICATION,), eps_scale: float | None = None
+    name: str, *, tasks: tuple[str, ...] = (DEFAULT_TASK,), eps_scale: float | None = None
 ) -> Callable[[DatasetBuilder], DatasetBuilder]:
     """Register a builder ``fn(spec: DataSpec) -> Splits`` under ``name``.
 
@@ -35,27 +35,22 @@ def register_dataset(
 
     def wrapper(fn: DatasetBuilder) -> DatasetBuilder:
         params = (PATH_PLACEHOLDER[1:-1],) if name.endswith(PATH_PLACEHOLDER) else ()
-        return DATASETS.register(name, fn, tasks=tuple(Task(t) for t in tasks), params=params, eps_scale=eps_scale,
+        return DATASETS.register(name, fn, tasks=tuple(tasks), params=params, eps_scale=eps_scale,
                                  summary=(fn.__doc__ or "").strip().partition("\n")[0])
 
     return wrapper
 
 
-def list_datasets(task: Task | str | None = None) -> list[str]:
+def list_datasets(task: str | None = None) -> list[str]:
     """Sorted registry names; parametrized families appear as ``prefix:<path>``.
     ``task`` keeps only the datasets that offer it."""
-    return DATASETS.names(None if task is None else Task(task))
+    return DATASETS.names(task)
 
 
-def _check_spec(spec: DataSpec, tasks: tuple[Task, ...]) -> None:
-    try:
-        task = Task(spec.task)
-    except ValueError:
-        known = ", ".join(t.value for t in Task)
-        raise UserError(f"unknown task '{spec.task}'; known: {known}") from None
+def _check_spec(spec: DataSpec, tasks: tuple[str, ...]) -> None:
+    task = get_task(spec.task).name  # an unknown task: one line naming the known ones
     if task not in tasks:
-        offered = ", ".join(t.value for t in tasks)
-        raise UserError(f"dataset '{spec.name}' offers task(s) {offered}, not {task.value}")
+        raise UserError(f"dataset '{spec.name}' offers task(s) {', '.join(tasks)}, not {task}")
     for field in ("val_fraction", "test_fraction"):
         value = getattr(spec, field)
         if not 0.0 <= value < 1.0:

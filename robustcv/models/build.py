@@ -8,7 +8,7 @@ from robustcv.models.ensemble import build_ensemble, is_ensemble
 from robustcv.models.registry import DUAL_PREFIX, resolve_model
 from robustcv.models.spec import ModelSpec
 from robustcv.models.wrapper import RobustModel
-from robustcv.tasks import Task
+from robustcv.tasks import tasks_with_head
 
 
 def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
@@ -30,7 +30,7 @@ def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
     kwargs = dict(in_channels=info.channels, num_classes=info.num_classes, hidden=spec.hidden,
                   dropout=spec.dropout, batch_norm=spec.batch_norm, input_size=spec.input_size)
     if spec.name.startswith(DUAL_PREFIX):
-        _check_task(spec.name, info.task, (Task.CLASSIFICATION,))
+        _check_task(spec.name, info.task, tasks_with_head("image"))
         net = build_dual(spec.name, **kwargs)
     else:
         entry, argument = resolve_model(spec.name)  # argument: a family's part after the colon
@@ -41,6 +41,6 @@ def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
     return RobustModel(net, info.mean, info.std)
 
 
-def _check_task(name: str, task: Task, tasks: tuple[Task, ...]) -> None:
-    if Task(task) not in tasks:
-        raise UserError(f"model '{name}' does {', '.join(t.value for t in tasks)}, not {Task(task).value}")
+def _check_task(name: str, task: str, tasks: tuple[str, ...]) -> None:
+    if task not in tasks:
+        raise UserError(f"model '{name}' does {', '.join(tasks)}, not {task}")

@@ -20,15 +20,13 @@ from torch import nn
 
 from robustcv.errors import UserError
 from robustcv.registry import Entry, Registry
-from robustcv.tasks import Task
+from robustcv.tasks import get_task, tasks_with_head
 
 DUAL_PREFIX = "dual:"
 DUAL_PATTERN = "dual:A+B"
 ENSEMBLE_PREFIX = "ensemble:"
 ENSEMBLE_PATTERN = "ensemble:A+B+..."
 
-IMAGE_LABEL_TASKS = (Task.CLASSIFICATION, Task.MULTILABEL)
-"""What a network with one logit vector per image can do: K softmax classes or K sigmoid labels."""
 
 Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)
@@ -60,9 +58,11 @@ def register_catalog(label: str, names: Callable[[], Iterable[str]],
     CATALOGS[label] = Catalog(label, names, entry)
 
 
-def register_model(name: str | None = None, *,
-                   tasks: Iterable[Task] = (Task.CLASSIFICATION,)) -> Callable[[B], B]:
+def register_model(name: str | None = None, *, head: str = "image") -> Callable[[B], B]:
     """Register a builder under ``name`` (default: the function's name); refuses duplicates.
+
+    ``head`` is what its networks end in: ``image`` (one logit vector per image) or ``pixel``
+    (logits per pixel); the entry serves every task whose models end that way.
 
     Example:
         >>> @register_model("tiny")
@@ -75,18 +75,18 @@ def register_model(name: str | None = None, *,
             raise ValueError(f"'{key}': 'dual:', 'ensemble:' and '+' are reserved for dual models and ensembles")
         summary = (fn.__doc__ or "").strip().partition("\n")[0]
         params = (key.partition(":<")[2].rstrip(">"),) if ":<" in key else ()
-        return MODELS.register(key, fn, tasks=tuple(Task(t) for t in tasks), params=params, summary=summary)
+        return MODELS.register(key, fn, tasks=tasks_with_head(head), params=params, summary=summary)
 
     return wrapper
 
 
-def list_models(*, patterns: bool = True, task: Task | str | None = None) -> list[str]:
+def list_models(*, patterns: bool = True, task: str | None = None) -> list[str]:
     """Registered model names, sorted; with ``patterns`` the ``dual:A+B`` (classification) and
     ``ensemble:A+B+...`` forms are appended. ``task`` keeps only the models that offer it."""
-    names = MODELS.names(None if task is None else Task(task))
+    names = MODELS.names(task)
     if not patterns:
         return names
-    dual_fits = task is None or Task(task) is Task.CLASSIFICATION
+    dual_fits = task is None or get_task(task).head == "image"
     return names + ([DUAL_PATTERN] if dual_fits else []) + [ENSEMBLE_PATTERN]
 
 

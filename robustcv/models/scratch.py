@@ -5,7 +5,7 @@ from torch import nn
 
 from robustcv.errors import UserError
 from robustcv.models.nets import Backbone, ClassifierNet, Head, InputAdapter
-from robustcv.models.registry import IMAGE_LABEL_TASKS, register_model
+from robustcv.models.registry import register_model
 from robustcv.models.weights import load_backbone_state, read_state_dict
 
 
@@ -39,7 +39,7 @@ def _conv(cin: int, cout: int, *, batch_norm: bool, act: type[nn.Module]) -> lis
     return layers + [act()]
 
 
-@register_model("small_cnn", tasks=IMAGE_LABEL_TASKS)
+@register_model("small_cnn")
 def small_cnn(*, in_channels: int, num_classes: int, hidden: int = 0, dropout: float = 0.0,
               batch_norm: bool = True, input_size: int | None = None) -> ClassifierNet:
     """Three 3x3 conv layers (32-64-64, one 2x2 max-pool), global average pooling, linear head.
@@ -55,7 +55,7 @@ def small_cnn(*, in_channels: int, num_classes: int, hidden: int = 0, dropout: f
     return ClassifierNet(backbone, Head(64, num_classes, hidden=hidden, dropout=dropout))
 
 
-@register_model("deep_cnn", tasks=IMAGE_LABEL_TASKS)
+@register_model("deep_cnn")
 def deep_cnn(*, in_channels: int, num_classes: int, hidden: int = 0, dropout: float = 0.0,
              batch_norm: bool = True, input_size: int | None = None) -> ClassifierNet:
     """Three stages of two 3x3 conv + BatchNorm + SiLU (32-64-128), max-pool between stages, GAP."""

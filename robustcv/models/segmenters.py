@@ -19,7 +19,6 @@ from torch import nn
 from robustcv.errors import UserError
 from robustcv.models.registry import register_model
 from robustcv.models.weights import StateDict, imagenet_state_dict, load_backbone_state, read_state_dict
-from robustcv.tasks import Task
 
 AUX_WEIGHT = 0.5
 # torchvision segmentation builder -> (its ImageNet backbone, whether it has an auxiliary classifier)
@@ -167,6 +166,6 @@ def _check_channels(arch: str, in_channels: int) -> None:
 
 
 for _arch in TORCHVISION_SEGMENTERS:
-    register_model(_arch, tasks=(Task.SEGMENTATION,))(functools.partial(_build_torchvision, _arch))
+    register_model(_arch, head="pixel")(functools.partial(_build_torchvision, _arch))
 for _arch in SMP_ARCHS:
-    register_model(f"{_arch}:<encoder>", tasks=(Task.SEGMENTATION,))(functools.partial(_build_smp, _arch))
+    register_model(f"{_arch}:<encoder>", head="pixel")(functools.partial(_build_smp, _arch))

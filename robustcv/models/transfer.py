@@ -27,7 +27,8 @@ from torch import nn
 from robustcv.errors import UserError
 from robustcv.models.nets import Backbone, ClassifierNet, Head, InputAdapter
 from robustcv.models import tv_generic
-from robustcv.models.registry import IMAGE_LABEL_TASKS, ModelEntry, register_catalog, register_model
+from robustcv.models.registry import ModelEntry, register_catalog, register_model
+from robustcv.tasks import tasks_with_head
 from robustcv.models.tv_generic import MIN_SIZE
 from robustcv.models.weights import imagenet_state_dict, load_backbone_state, read_state_dict
 
@@ -180,9 +181,9 @@ def catalog_entry(name: str) -> ModelEntry | None:
     """Any torchvision classifier not registered under its own name (``None``: not one)."""
     if name not in tv_generic.classifier_names():
         return None
-    return ModelEntry(name, functools.partial(build_transfer, name), IMAGE_LABEL_TASKS)
+    return ModelEntry(name, functools.partial(build_transfer, name), tasks_with_head("image"))
 
 
 for _arch in ARCHS:
-    register_model(_arch, tasks=IMAGE_LABEL_TASKS)(functools.partial(build_transfer, _arch))
+    register_model(_arch)(functools.partial(build_transfer, _arch))
 register_catalog("torchvision", tv_generic.classifier_names, catalog_entry)

@@ -8,7 +8,6 @@ from torch import nn
 from robustcv.errors import UserError
 from robustcv.models.registry import register_model
 from robustcv.models.weights import load_backbone_state, read_state_dict
-from robustcv.tasks import Task
 
 
 def _double_conv(cin: int, cout: int, batch_norm: bool) -> nn.Sequential:
@@ -78,7 +77,7 @@ class UNet(nn.Module):
         return self.head(self.backbone(x))
 
 
-@register_model("unet", tasks=(Task.SEGMENTATION,))
+@register_model("unet", head="pixel")
 def unet(*, in_channels: int, num_classes: int, hidden: int = 0, dropout: float = 0.0, batch_norm: bool = True,
          input_size: int | None = None) -> UNet:
     """A 4-level U-Net (16-32-64-128 channels, ~0.5 M parameters); any input size works.

@@ -201,6 +201,12 @@ def task_of(objective: Any) -> TaskDefinition:
     return get_task(objective.task)
 
 
+def tasks_with_head(head: str) -> tuple[str, ...]:
+    """The registered tasks whose models end in ``head`` logits (``image`` or ``pixel``): what a
+    registered architecture with that head can serve."""
+    return tuple(name for name in list_tasks() if get_task(name).head == head)
+
+
 def list_tasks() -> list[str]:
     """The registered task names, sorted."""
     import robustcv.tasks  # noqa: F401
