@@ -179,6 +179,7 @@ CASES = [
     Case("fgsm", lambda: FGSM(objective=Binary())),
     Case("pgd", lambda: PGD(steps=10, objective=Binary(), seed=0)),
     Case("pgd-margin", lambda: PGD(steps=10, objective=Binary("margin"), seed=0)),
+    Case("pgd-restarts", lambda: PGD(steps=5, restarts=3, objective=Binary(threshold=0.5), seed=0)),
     Case("apgd", lambda: APGD(steps=20, objective=Binary(), seed=0)),
     Case("apgd-ce", lambda: get_attack("apgd-ce", steps=20, objective=Binary(), seed=0)),
     Case("square", lambda: get_attack("square", queries=50, objective=Binary("margin"), seed=0)),
