@@ -23,9 +23,11 @@ Losses are chosen by name (``ce``, ``margin``, ``dlr``, ``bce``; for segmentatio
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from attacks import losses
 
@@ -291,6 +293,96 @@ class LossObjective(Objective):
 
     def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
         return torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+
+
+def binary_bce(shifted: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy ``[B]`` of the logit against its threshold (``z − τ``, ``[B]``) toward
+    the 0/1 label ``y``: the two-class cross-entropy of the logits ``[−(z − τ)/2, (z − τ)/2]``."""
+    return F.binary_cross_entropy_with_logits(shifted, y.to(shifted.dtype), reduction="none")
+
+
+def binary_margin(shifted: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The signed logit against the threshold ``[B]``, oriented like the CW margin: ``(1 − 2y)(z − τ)``.
+
+    Positive once the decision is wrong; an untargeted attack raises it, a targeted one lowers it
+    toward the target. It is the two-class CW margin of ``[−(z − τ)/2, (z − τ)/2]``."""
+    return (1 - 2 * y.to(shifted.dtype)) * shifted
+
+
+class Binary(Objective):
+    """One logit per image (a sigmoid score and a threshold): logits ``[B]`` or ``[B, 1]``,
+    labels ``[B]`` in {0, 1} (any dtype).
+
+    An image is predicted positive when its logit exceeds ``threshold`` (logit space: 0 is
+    probability 0.5); correct when that decision equals the label. Losses see the logit minus the
+    threshold, ``[B]``, so they are centred on the decision: ``bce`` (binary cross-entropy, the
+    default) and ``margin`` (the signed logit, positive once wrong), see :func:`binary_bce` and
+    :func:`binary_margin`; a callable takes the same ``(z − τ, labels) -> [B]``. Both equal the
+    two-class losses of ``[−(z − τ)/2, (z − τ)/2]``, so one-logit attacks match two-logit ones.
+    Losses that need three or more classes (AutoAttack's DLR) are refused with a ``ValueError``.
+
+    Args:
+        loss: ``bce``, ``margin`` or a callable.
+        threshold: the decision threshold on the logit. Default 0 (probability 0.5).
+    """
+
+    LOSSES = {"bce": binary_bce, "margin": binary_margin}
+    DEFAULT_LOSS = "bce"
+    MULTICLASS_LOSSES = frozenset({"dlr", "dlr-targeted"})  # divide by gaps between 3 or 4 logits
+    task = "binary"
+
+    def __init__(self, loss: str | LossFn = "bce", threshold: float = 0.0) -> None:
+        if not math.isfinite(float(threshold)):
+            raise ValueError(f"threshold must be a finite logit, got {threshold}")
+        self.threshold = float(threshold)
+        _refuse_multiclass(loss)
+        super().__init__(loss)
+
+    def with_loss(self, loss: str | LossFn | None) -> "Binary":  # noqa: D102
+        _refuse_multiclass(loss)
+        return super().with_loss(loss)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
+             progress: float = 0.0) -> torch.Tensor:  # noqa: D102
+        return self._loss(self.shifted(logits), labels)
+
+    def shifted(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logit minus the threshold ``[B]`` (positive: predicted positive).
+
+        Raises:
+            ValueError: ``logits`` is not ``[B]`` or ``[B, 1]`` (e.g. a two-class head).
+        """
+        if logits.dim() == 2 and logits.shape[1] == 1:
+            logits = logits.squeeze(1)
+        if logits.dim() != 1:
+            raise ValueError(f"a binary objective needs one logit per image, [B] or [B, 1]; got logits of shape "
+                             f"{tuple(logits.shape)} (a K-class head is a classification model)")
+        return logits - self.threshold
+
+    def decisions(self, logits: torch.Tensor) -> torch.Tensor:
+        """Bool ``[B]``: which images are predicted positive (logit above the threshold)."""
+        return self.shifted(logits) > 0
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.decisions(logits) == y.bool()
+
+    def success(self, logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:  # noqa: D102
+        same = self.correct(logits, labels)
+        return same if targeted else ~same
+
+    def confidence(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        p = torch.sigmoid(self.shifted(logits).float())
+        return torch.where(y.bool(), p, 1 - p)
+
+    def __repr__(self) -> str:
+        return f"Binary(loss={self.loss_name!r}, threshold={self.threshold})"
+
+
+def _refuse_multiclass(loss: "str | LossFn | None") -> None:
+    """Refuse, in one line, a loss a one-logit model cannot have."""
+    if isinstance(loss, str) and loss in Binary.MULTICLASS_LOSSES:
+        raise ValueError(f"the {loss} loss needs 3 or more classes (it divides by gaps between logits); "
+                         f"a binary model has one logit: choose from {', '.join(Binary.LOSSES)}")
 
 
 def as_objective(objective: "Objective | str | LossFn") -> Objective:

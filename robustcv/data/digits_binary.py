@@ -1,0 +1,48 @@
+"""``digits_binary``: scikit-learn's 8x8 digits as a two-class task, even (0) versus odd (1).
+
+Parity splits the ten digits five and five (891 even, 906 odd images), so the classes are
+balanced and each holds digits that look alike and digits that do not: a model has to learn every
+digit, not one stroke. The split is stratified by the digit, as ``digits`` does, so the two
+datasets share their train, validation and test images; only the labels differ.
+"""
+from __future__ import annotations
+
+import torch
+
+from robustcv.data.base import DataInfo, DataSpec, Splits
+from robustcv.data.common import warn_fixed_size
+from robustcv.data.digits import load_digits_tensors
+from robustcv.data.splitting import train_val_test_indices
+from robustcv.data.tensors import ImageTensorDataset, channel_stats
+
+NAME = "digits_binary"
+TASK = "binary"  # the binary task's name (its module in robustcv/tasks/ comes in a later step)
+CLASSES = ("even", "odd")  # label 0, label 1 (the positive class)
+POSITIVE_DIGITS = (1, 3, 5, 7, 9)
+
+
+def binary_labels(digits: torch.Tensor) -> torch.Tensor:
+    """0/1 labels ``[N]`` int64 of digit labels ``[N]``: 1 for the digits in ``POSITIVE_DIGITS``."""
+    return torch.isin(digits, torch.tensor(POSITIVE_DIGITS)).long()
+
+
+def build_digits_binary(spec: DataSpec) -> Splits:
+    """Even-versus-odd digits: the ``digits`` images and splits with 0/1 labels; mean/std
+    measured on the train split; ``hflip_ok`` False (a mirrored digit is another digit or none).
+    """
+    warn_fixed_size(spec, (8, 8))
+    images, digits = load_digits_tensors()
+    full = ImageTensorDataset(images, binary_labels(digits))
+    train, val, test = (full.subset(idx) for idx in train_val_test_indices(digits, spec))
+    mean, std = channel_stats(train.images)
+    info = DataInfo(
+        name=NAME,
+        task=TASK,
+        classes=CLASSES,
+        channels=1,
+        image_size=(8, 8),
+        mean=mean,
+        std=std,
+        hflip_ok=False,
+    )
+    return Splits(train=train, val=val, test=test, info=info)
