@@ -304,6 +304,7 @@ class APGDCE(APGD):
     """
 
     own_loss = "ce"
+    cascade_step = True
 
 @register_attack("apgd-dlr")
 class APGDDLR(APGD):
@@ -368,6 +369,7 @@ class APGDT(_APGDBase):
     step_budget = "apgd_steps"
     step_share = 2  # its targets share the budget: half the steps each keeps the cascade cheap
     untargeted_reason = "aims at every other class in turn (untargeted by design)"
+    cascade_step = True
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1, n_target_classes: int = 9,
                  objective: Objective | str | LossFn = "ce", rho: float = 0.75, early_stop: bool = True,

@@ -53,6 +53,9 @@ class Attack(abc.ABC):
     """The loss the attack's name carries (``apgd-ce``: ``"ce"``), used where the task has it."""
     untargeted_reason: str = "is untargeted by design"
     """Why a targeted run cannot use it (when ``targeted`` is not among ``run_settings``)."""
+    cascade_step: bool = False
+    """Whether, after other attacks in a run, it attacks only what they left robust (AutoAttack's
+    scheme: APGD-CE and APGD-T), its curve then being the cumulative worst case."""
 
     def __init__(self, norm: Norm | str = "linf", objective: Objective | str | LossFn = "ce",
                  targeted: bool = False, seed: int | None = None) -> None:

@@ -35,7 +35,7 @@ class AdversarialObjective(Protocol):
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor: ...
 
 
-class _Counted:
+class PassCounted:
     """Pass counting shared by the objectives: a forward hook on the model for the duration of a
     call, and a tensor hook on every grad-requiring output for the backward passes."""
 
@@ -90,7 +90,7 @@ def _check(eps: float, steps: int, step_size: float | None) -> None:
         raise ValueError(f"step_size must be > 0, got {step_size}")
 
 
-class FGSMRS(_Counted):
+class FGSMRS(PassCounted):
     """Fast adversarial training (Wong, Rice & Kolter 2020, "Fast is better than free").
 
     ``delta ~ U[-eps, eps]``, one FGSM step of size ``alpha`` on ``loss_fn``, projection to the
@@ -112,7 +112,7 @@ class FGSMRS(_Counted):
             return loss_fn(model(self.perturb(model, x, y, loss_fn)), y)
 
 
-class PGDAT(_Counted):
+class PGDAT(PassCounted):
     """PGD adversarial training (Madry et al. 2018): L-inf PGD with a uniform random start,
     ``steps`` sign steps of ``step_size`` (default ``2.5 * eps / steps``) on ``loss_fn``; the outer
     loss is ``loss_fn(model(x_adv), y)``. Cost: ``steps + 1`` forward and backward passes.
@@ -160,7 +160,7 @@ def kl_logits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     return (log_p.exp() * (log_p - log_q)).sum(1).mean()
 
 
-class TRADES(_Counted):
+class TRADES(PassCounted):
     """TRADES (Zhang et al. 2019): inner ``max KL(p(x) || p(x'))`` from ``x + 0.001 * N(0, 1)``
     by ``steps`` L-inf sign steps (default size ``2.5 * eps / steps``); outer
     ``loss_fn(model(x), y) + beta * KL(p(x) || p(x'))`` with both forwards in train mode

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from defenses.adversarial import LossFn, _Counted
+from defenses.adversarial import LossFn, PassCounted
 
 
-class TemperedTeacher(_Counted):
+class TemperedTeacher(PassCounted):
     """The teacher's objective: the training loss on ``logits / temperature``."""
 
     def __init__(self, temperature: float = 100.0) -> None:
@@ -30,7 +30,7 @@ class TemperedTeacher(_Counted):
             return loss_fn(model(x) / self.temperature, y)
 
 
-class DistilledStudent(_Counted):
+class DistilledStudent(PassCounted):
     """The student's objective: cross-entropy to the teacher's soft labels, both at temperature T.
 
     Args:

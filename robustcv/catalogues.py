@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attacks import objectives
 from attacks.base import Attack
 from attacks.natural import NATURAL as NATURAL_CATALOGUE
 from attacks.registry import ATTACKS as ATTACK_CATALOGUE
 from defenses.registry import DEFENSES as DEFENSE_CATALOGUE, defense_params
 from robustcv.errors import UserError
 from robustcv.registry import Registry
+from robustcv.tasks import get_task, list_tasks
 
 ATTACKS: Registry = Registry("attack", error=UserError)
 DEFENSES: Registry = Registry("defense", error=UserError)
 NATURAL: Registry = Registry("natural transform", error=UserError)
 ATTACK_LOSSES: Registry = Registry("attack loss", error=UserError)
-
-TASK_OBJECTIVES = (objectives.Classification, objectives.Segmentation, objectives.Multilabel)
-"""The task objectives whose losses an attack's ``loss=`` can name."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +35,18 @@ class AttackDeclarations:
     step_share: int = Attack.step_share
     own_loss: str | None = Attack.own_loss
     untargeted_reason: str = Attack.untargeted_reason
+    cascade_step: bool = Attack.cascade_step
 
     @classmethod
     def of(cls, builder: object) -> "AttackDeclarations":
         """The declarations an attack class or a peer builder carries."""
-        names = ("step_budget", "step_share", "own_loss", "untargeted_reason")
+        names = ("step_budget", "step_share", "own_loss", "untargeted_reason", "cascade_step")
         return cls(tuple(builder.run_settings), **{n: getattr(builder, n, getattr(Attack, n)) for n in names})
+
+
+def cascade_steps() -> list[str]:
+    """The attacks that declare themselves cascade steps, sorted."""
+    return [entry.name for entry in ATTACKS.entries() if entry.meta["declares"].cascade_step]
 
 
 def _summary(thing: object) -> str:
@@ -68,10 +71,9 @@ def _register_natural() -> None:
 
 
 def _register_attack_losses() -> None:
-    names = sorted({loss for objective in TASK_OBJECTIVES for loss in objective.LOSSES})
-    for name in names:
-        tasks = tuple(o.task for o in TASK_OBJECTIVES if name in o.LOSSES)
-        ATTACK_LOSSES.register(name, name, tasks=tasks)
+    offered = {task: get_task(task).attack_losses() for task in list_tasks()}
+    for name in sorted({loss for losses in offered.values() for loss in losses}):
+        ATTACK_LOSSES.register(name, name, tasks=tuple(task for task, losses in offered.items() if name in losses))
 
 
 _register_attacks()

@@ -15,9 +15,9 @@ from robustcv.checkpoint import load_model
 from robustcv.data import DataSpec, as_tensors, get_dataset
 from robustcv.models import ModelSpec, build_model
 from robustcv.training import Recipe, ensure_trained
-from robustcv.training import trainer as trainer_module
+from robustcv.training import fitting as trainer_module
 from robustcv.tasks import get_task
-from robustcv.training.trainer import Validation, fit, robust_val_accuracy
+from robustcv.training.fitting import Validation, fit, robust_val_accuracy
 
 EPS = 0.1
 CPU = torch.device("cpu")

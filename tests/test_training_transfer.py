@@ -18,7 +18,7 @@ from robustcv.data.tensors import ImageTensorDataset
 from robustcv.models import ModelSpec
 from robustcv.tasks import Task
 from robustcv.training import Recipe
-from robustcv.training import trainer as trainer_module
+from robustcv.training import fitting as trainer_module
 from robustcv.training.trainer import fit
 
 BODY = "net.backbone.body."  # checkpoint prefix of the torchvision body (RobustModel -> net -> backbone)

@@ -10,7 +10,7 @@ from robustcv.data import DataSpec, as_tensors, get_dataset
 from robustcv.device import resolve_device
 from robustcv.evaluation.config import default_eps_grid
 from robustcv.outputs import OutputKind, claim_output, output_kind
-from robustcv.training.trainer import seed_everything
+from robustcv.training.fitting import seed_everything
 
 
 def train_denoiser_command(params: dict[str, Any]) -> Path:

@@ -56,7 +56,8 @@ def _files(folder: Path) -> list[Path]:
     return found
 
 
-def _load_image(path: Path, size: int) -> np.ndarray:
+def load_image(path: Path, size: int) -> np.ndarray:
+    """One image file as an RGB ``[3, size, size]`` uint8 array (EXIF orientation applied, fit to the square)."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as image:
@@ -77,7 +78,7 @@ def load_image_folder(root: Path, shown: str, size: int) -> tuple[torch.Tensor, 
             try:
                 if path.suffix.lower() not in IMAGE_EXTENSIONS:
                     raise ValueError("not an image")
-                images.append(_load_image(path, size))
+                images.append(load_image(path, size))
             except (OSError, ValueError, SyntaxError):  # what PIL raises on unreadable files
                 skipped.append(str(path.relative_to(root)))
                 continue

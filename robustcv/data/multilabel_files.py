@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from robustcv.data.base import DataInfo, Splits
-from robustcv.data.imagefolder import _load_image
+from robustcv.data.imagefolder import load_image
 from robustcv.data.tensors import ImageTensorDataset, channel_stats
 from robustcv.errors import UserError
 
@@ -38,7 +38,7 @@ def read_images(paths: Sequence[Path], size: int) -> torch.Tensor:
         if not Path(path).is_file():
             raise UserError(f"image file '{path}' is missing")
         try:
-            images.append(_load_image(Path(path), size))
+            images.append(load_image(Path(path), size))
         except (OSError, ValueError, SyntaxError) as err:  # what PIL raises on unreadable files
             raise UserError(f"cannot read image file '{path}': {err}") from None
     if not images:

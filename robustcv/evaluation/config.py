@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustcv.catalogues import cascade_steps
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 
@@ -72,7 +73,7 @@ class EvalConfig:
     """
 
     attacks: list[str] = field(default_factory=lambda: ["fgsm", "pgd", "apgd-ce", "apgd-t"])
-    cascade: list[str] = field(default_factory=lambda: ["apgd-ce", "apgd-t"])
+    cascade: list[str] = field(default_factory=cascade_steps)
     eps: list[float] = field(default_factory=list)
     headline_eps: float = 0.0
     norm: str = "linf"

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -28,6 +27,7 @@ from robustcv.models import ModelSpec
 from robustcv.models.build import build_model
 from robustcv.models.ensemble import member_dir_name, member_dirs, member_specs
 from robustcv.tasks import get_task
+from robustcv.training.fitting import fit, save_learning_curves, test_metrics
 from robustcv.training.multilabel import task_settings
 from robustcv.training.recipe import Recipe, spec_hash
 
@@ -62,26 +62,9 @@ def member_splits(splits: Splits, recipe: Recipe, index: int) -> Splits:
     return dataclasses.replace(splits, train=bootstrap(splits.train, member_seed(recipe.seed, index)))
 
 
-class MemberTrainer(Protocol):
-    """What the ensemble needs of the single-model trainer (:mod:`robustcv.training.trainer`
-    passes its own functions in, so this module never imports it back)."""
-
-    def fit(self, splits: Splits, data: DataSpec, model_spec: ModelSpec, recipe: Recipe, *, device: torch.device,
-            show_progress: bool = True) -> tuple[torch.nn.Module, ModelMetadata]:
-        """Train one network; return it and its metadata."""
-
-    def test_metrics(self, model: torch.nn.Module, splits: Splits, task: Any, device: torch.device,
-                     settings: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The task's metrics on the test split."""
-
-    def save_learning_curves(self, history: list[dict[str, Any]], path: Path, title: str) -> None:
-        """The learning curves as a PNG."""
-
-
-def fit_ensemble(splits: Splits, data: DataSpec, spec: ModelSpec, recipe: Recipe, *, trainer: MemberTrainer,
+def fit_ensemble(splits: Splits, data: DataSpec, spec: ModelSpec, recipe: Recipe, *,
                  device: torch.device, show_progress: bool = True) -> EnsembleFit:
-    """Train every member with ``trainer.fit`` (see the module docstring), join them, and score the ensemble."""
-    fit, test_metrics = trainer.fit, trainer.test_metrics
+    """Train every member with ``fit`` (see the module docstring), join them, and score the ensemble."""
     started = time.perf_counter()
     members = []
     for i, member in enumerate(member_specs(spec)):
@@ -109,10 +92,10 @@ def join_members(spec: ModelSpec, info, nets: list[torch.nn.Module]) -> torch.nn
     return model.eval()
 
 
-def write_ensemble(directory: Path, fitted: EnsembleFit, name: str, digest: str, *, trainer: MemberTrainer) -> None:
+def write_ensemble(directory: Path, fitted: EnsembleFit, name: str, digest: str) -> None:
     """The ensemble checkpoint into ``directory`` (a staging folder), members under ``members/``."""
     write_checkpoint_files(directory, fitted.model, dataclasses.replace(fitted.meta, name=name, spec_hash=digest))
     for i, ((net, meta), path) in enumerate(zip(fitted.members, member_dirs(directory, fitted.meta.model))):
         path.mkdir(parents=True)
         write_checkpoint_files(path, net, dataclasses.replace(meta, spec_hash=f"{digest}:member-{i}"))
-        trainer.save_learning_curves(meta.history, path / "learning_curves.png", meta.name)
+        save_learning_curves(meta.history, path / "learning_curves.png", meta.name)

@@ -28,7 +28,7 @@ def check_splits(splits: Splits) -> None:
 
 
 def smallest_batch(n_train: int, batch_size: int, world_size: int = 1) -> int:
-    """The smallest batch one rank's training loader yields (see ``trainer._train_loader``: the
+    """The smallest batch one rank's training loader yields (see ``fitting._train_loader``: the
     last partial batch is dropped whenever the split holds more than one batch)."""
     per_rank = max(1, batch_size // world_size)
     if n_train > batch_size:
