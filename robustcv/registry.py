@@ -117,6 +117,10 @@ class Registry(Generic[T]):
         """The registered names, sorted (families with their placeholder); ``task``: those serving it."""
         return sorted(n for n, e in self._entries.items() if task is None or e.serves(task))
 
+    def in_order(self, task: Any = None) -> list[str]:
+        """The registered names in the order they were registered; ``task``: those serving it."""
+        return [n for n, e in self._entries.items() if task is None or e.serves(task)]
+
     def entries(self, task: Any = None) -> list[Entry[T]]:
         """The entries, sorted by name; ``task``: those serving it."""
         return [self._entries[name] for name in self.names(task)]

@@ -5,11 +5,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from robustcv.catalogues import cascade_steps
+from robustcv.catalogues import NATURAL, cascade_steps
 from robustcv.data.base import DataInfo
 from robustcv.errors import UserError
 
-NATURAL_KINDS = ("translate", "rotate", "noise", "blur", "brightness")
+NATURAL_KINDS = tuple(NATURAL.in_order())  # the default --natural: every registered sweep, in its order
 
 # Default eps grids by image scale: digits/MNIST-like (dark backgrounds, 0..0.3 is the usual range)
 # and natural-image data (CIFAR-like, 0..16/255).
