@@ -42,7 +42,8 @@ class TaskDefinition:
     Attributes:
         name: the task's name (``--task NAME``), its registry key.
         summary: one line for ``robustcv list``.
-        loss_family: ``softmax`` (one class per image), ``pixel-softmax`` or ``sigmoid``.
+        loss_family: ``softmax`` (one class per image), ``pixel-softmax``, ``sigmoid`` (a 0/1
+            label set) or ``binary`` (one logit, a 0/1 label).
         head: ``image`` (one logit vector per image) or ``pixel`` (logits per pixel).
         gallery: ``labels``, ``masks`` or ``label-sets``.
         default_loss: the attack loss used when none is named.
@@ -106,6 +107,27 @@ class TaskDefinition:
         """Per-sample state an evaluation keeps beside correctness, by name (``[B, ...]`` each):
         what the task's records and worst case are computed from. Nothing by default."""
         return {}
+
+    def score_metrics(self, state: dict[str, "torch.Tensor"], y: "torch.Tensor") -> dict[str, float | None]:
+        """Set-level metrics beyond accuracy from the per-sample state (:meth:`sample_state`) of a
+        set of images and their labels, by record name (recorded as ``clean_NAME`` on the clean
+        images and ``NAME`` per eps under attack; None is left out). Nothing by default."""
+        return {}
+
+    def outputs(self, num_classes: int) -> int:
+        """How many logits per image (per pixel) a model of this task ends in: one per class."""
+        return num_classes
+
+    def accepts_logits(self, shape: tuple[int, ...], batch: int, num_classes: int,
+                       image_size: tuple[int, int]) -> bool:
+        """Whether a user's model returning logits of ``shape`` for ``batch`` images fits the task
+        (default: exactly :meth:`logits_shape`)."""
+        return tuple(shape) == self.logits_shape(batch, num_classes, image_size)
+
+    def attack_problem(self, name: str) -> str | None:
+        """What is wrong with running the attack registered as ``name`` on this task, or None
+        (default: every attack; an attack whose loss does not apply refuses through its objective)."""
+        return None
 
     def label_form(self, num_classes: int) -> tuple[int, str]:
         """The number of dimensions of a batch of labels and how to say it (``[N] class indices``)."""
