@@ -114,6 +114,12 @@ class TaskDefinition:
         images and ``NAME`` per eps under attack; None is left out). Nothing by default."""
         return {}
 
+    def class_probabilities(self, logits: "torch.Tensor") -> "torch.Tensor":
+        """Each image's probability per class ``[B, K]`` from its logits (default: a softmax)."""
+        import torch
+
+        return torch.softmax(logits, 1)
+
     def outputs(self, num_classes: int) -> int:
         """How many logits per image (per pixel) a model of this task ends in: one per class."""
         return num_classes

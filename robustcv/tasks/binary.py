@@ -55,6 +55,14 @@ class BinaryTask(TaskDefinition):
         scores = binary_metrics(state["scores"].float(), y.long(), threshold=0.0)
         return {name: _finite(scores[name]) for name in SCORE_METRICS}
 
+    def class_probabilities(self, logits: "torch.Tensor") -> "torch.Tensor":
+        """``[B, 2]``: the sigmoid's complement (label 0) and the sigmoid (label 1) of the logit
+        (threshold 0, as the gallery's model is judged)."""
+        import torch
+
+        p = torch.sigmoid(logits.reshape(len(logits), -1)[:, 0])
+        return torch.stack([1 - p, p], dim=1)
+
     def outputs(self, num_classes: int) -> int:
         """One logit, whatever the two classes are called."""
         return 1
