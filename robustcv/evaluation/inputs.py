@@ -107,7 +107,10 @@ def check_labels(y: torch.Tensor, n: int, info: DataInfo) -> torch.Tensor:
     if y.is_floating_point() and not torch.equal(y, y.round()):
         raise UserError("labels must be integers (class indices, 0/1 label sets or masks)")
     y = y.long()
-    problem = get_task(info.task).label_problem(y, k, info.ignore_index)
+    task = get_task(info.task)
+    if task.class_count is not None and k != task.class_count:
+        raise UserError(f"{info.task} data has {task.class_count} classes, got {k}: {', '.join(info.classes)}")
+    problem = task.label_problem(y, k, info.ignore_index)
     if problem is not None:
         raise UserError(problem)
     return y

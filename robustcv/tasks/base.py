@@ -43,7 +43,7 @@ class TaskDefinition:
         name: the task's name (``--task NAME``), its registry key.
         summary: one line for ``robustcv list``.
         loss_family: ``softmax`` (one class per image), ``pixel-softmax``, ``sigmoid`` (a 0/1
-            label set) or ``binary`` (one logit, a 0/1 label).
+            label set) or ``one-logit`` (one logit, a 0/1 label).
         head: ``image`` (one logit vector per image) or ``pixel`` (logits per pixel).
         gallery: ``labels``, ``masks`` or ``label-sets``.
         default_loss: the attack loss used when none is named.
@@ -64,6 +64,7 @@ class TaskDefinition:
         class_checks: the checks that need one class decided per image apply: clean accuracy
             above chance, margin/DLR losses against CE, black-box against white-box, and the
             minimal-norm search.
+        class_count: how many classes every dataset of the task has (a binary task: 2), or None.
         metrics: the record metrics the task's runs hold, each with its label and interval kind.
         report_sections: the report sections (by name) the task's runs contribute.
     """
@@ -90,6 +91,7 @@ class TaskDefinition:
     large_eps_share: float | None = None
     large_eps_loss: str | None = None
     class_checks = True
+    class_count: int | None = None  # the classes every dataset of the task has (None: any number)
     metrics: tuple[MetricInfo, ...] = ()
     report_sections: tuple[str, ...] = ()
 

@@ -28,9 +28,10 @@ class BinaryTask(TaskDefinition):
 
     name = "binary"
     summary = "one logit per image (sigmoid > threshold), 0/1 labels; robust accuracy, AUROC"
-    loss_family = "binary"
+    loss_family = "one-logit"
     default_loss = "bce"
     class_checks = False  # one logit: no class to target, no DLR to compare, no other class at chance
+    class_count = 2  # label 0 and label 1 (the positive class)
     metrics = BinaryState.METRICS
     report_sections = ("binary-scores",)
     default_dataset = "digits_binary"
