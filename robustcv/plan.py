@@ -129,6 +129,11 @@ def check_attacks(config: EvalConfig, info: Any, task_settings: dict[str, Any]) 
 
     check_config(config)
     task = get_task(info.task)
+    if config.loss is not None:
+        try:
+            task.checked_loss(config.loss)
+        except UserError as exc:
+            raise PlanError(str(exc), "--attack-loss") from None
     objective = task.objective(info, **task_settings)
     for name in config.attacks:
         check_attack_offered(name, task)
