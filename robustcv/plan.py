@@ -128,9 +128,26 @@ def check_attacks(config: EvalConfig, info: Any, task_settings: dict[str, Any]) 
     from robustcv.evaluation.attacking import build_attack
 
     check_config(config)
-    objective = get_task(info.task).objective(info, **task_settings)
+    task = get_task(info.task)
+    if config.loss is not None:
+        try:
+            task.checked_loss(config.loss)
+        except UserError as exc:
+            raise PlanError(str(exc), "--attack-loss") from None
+    objective = task.objective(info, **task_settings)
     for name in config.attacks:
+        check_attack_offered(name, task)
         build_attack(name, config, objective)
+
+
+def check_attack_offered(spec: str, task: Any) -> None:
+    """Refuse, in one line naming what it offers, an attack the task does not take."""
+    from robustcv.catalogues import ATTACKS
+
+    entry, _ = ATTACKS.parse(spec)
+    problem = task.attack_problem(entry.name)
+    if problem:
+        raise PlanError(problem, "--attack")
 
 
 def _save_eps(value: float | str | None, headline: float) -> float | None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustcv.metrics_binary import BinaryState, auroc, binary_metrics
+from robustcv.metrics.binary import BinaryState, auroc, binary_metrics
 
 sk = pytest.importorskip("sklearn.metrics")
 

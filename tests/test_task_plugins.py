@@ -56,17 +56,22 @@ def test_the_grep_catches_each_form_of_comparison():
         assert not COMPARISON.search(line), line
 
 
+def _classes(task: TaskDefinition) -> tuple[str, ...]:
+    """Five classes, or as many as the task's datasets always have (a binary task's two)."""
+    return CLASSES[:task.class_count or len(CLASSES)]
+
+
 def _info(task: TaskDefinition) -> DataInfo:
-    return DataInfo(name="tiny", task=task.name, classes=CLASSES, channels=3, image_size=SIZE, mean=(0.5,) * 3,
+    return DataInfo(name="tiny", task=task.name, classes=_classes(task), channels=3, image_size=SIZE, mean=(0.5,) * 3,
                     std=(0.5,) * 3, ignore_index=task.ignore_index(None))
 
 
 def _labels(task: TaskDefinition, batch: int) -> torch.Tensor:
     """Valid labels of the task's form: class indices, 0/1 label sets or masks."""
     g = torch.Generator().manual_seed(0)
-    ndim, _ = task.label_form(len(CLASSES))
-    high, shape = {1: (len(CLASSES), (batch,)), 2: (2, (batch, len(CLASSES))),
-                   3: (len(CLASSES), (batch,) + SIZE)}[ndim]
+    k = len(_classes(task))
+    ndim, _ = task.label_form(k)
+    high, shape = {1: (k, (batch,)), 2: (2, (batch, k)), 3: (k, (batch,) + SIZE)}[ndim]
     return torch.randint(0, high, shape, generator=g)
 
 
@@ -82,7 +87,7 @@ def test_every_task_overrides_what_has_no_default(task):
 
 def test_every_task_declares_its_words_and_kinds(task):
     assert task.name and task.summary and task.figure_label and task.robust_label and task.class_label
-    assert task.loss_family in ("softmax", "pixel-softmax", "sigmoid")
+    assert task.loss_family in ("softmax", "pixel-softmax", "sigmoid", "one-logit")
     assert task.head in ("image", "pixel") and task.gallery in ("labels", "masks", "label-sets")
     assert task.default_loss in task.attack_losses()
     assert task.default_samples > 0 and task.default_dataset and task.default_model
@@ -98,9 +103,9 @@ def test_every_task_builds_an_objective_and_an_accumulator_for_its_data(task):
     objective = task.objective(info)
     assert isinstance(objective, Objective) and task_of(objective) is task
     batch = 4
-    logits = torch.randn(task.logits_shape(batch, len(CLASSES), SIZE))
+    logits = torch.randn(task.logits_shape(batch, len(info.classes), SIZE))
     y = _labels(task, batch)
-    assert task.label_problem(y, len(CLASSES), info.ignore_index) is None
+    assert task.label_problem(y, len(info.classes), info.ignore_index) is None
     assert objective.correct(logits, y).shape == (batch,)
     state = task.accumulator(info)
     assert isinstance(state, MetricState)

@@ -15,6 +15,7 @@ from robustcv.data.tensors import ImageTensorDataset, as_tensors
 # Importing the builder modules registers them.
 from robustcv.data import csv_multilabel as _csv_multilabel  # noqa: E402,F401  isort: skip
 from robustcv.data import digits as _digits  # noqa: E402,F401  isort: skip
+from robustcv.data import digits_binary as _digits_binary  # noqa: E402,F401  isort: skip
 from robustcv.data import imagefolder as _imagefolder  # noqa: E402,F401  isort: skip
 from robustcv.data import segfolder as _segfolder  # noqa: E402,F401  isort: skip
 from robustcv.data import shapes as _shapes  # noqa: E402,F401  isort: skip

@@ -12,11 +12,13 @@ import torch
 from robustcv.data.base import DataInfo, DataSpec, Splits
 from robustcv.data.common import warn_fixed_size
 from robustcv.data.digits import load_digits_tensors
+from robustcv.data.registry import register_dataset
 from robustcv.data.splitting import train_val_test_indices
 from robustcv.data.tensors import ImageTensorDataset, channel_stats
 
 NAME = "digits_binary"
-TASK = "binary"  # the binary task's name (its module in robustcv/tasks/ comes in a later step)
+TASK = "binary"  # the binary task's name (robustcv/tasks/binary.py)
+EPS_SCALE = 0.1  # the digits' headline L-inf eps: the eps grid is the digits' 0..0.3
 CLASSES = ("even", "odd")  # label 0, label 1 (the positive class)
 POSITIVE_DIGITS = (1, 3, 5, 7, 9)
 
@@ -26,6 +28,7 @@ def binary_labels(digits: torch.Tensor) -> torch.Tensor:
     return torch.isin(digits, torch.tensor(POSITIVE_DIGITS)).long()
 
 
+@register_dataset(NAME, tasks=(TASK,), eps_scale=EPS_SCALE)
 def build_digits_binary(spec: DataSpec) -> Splits:
     """Even-versus-odd digits: the ``digits`` images and splits with 0/1 labels; mean/std
     measured on the train split; ``hflip_ok`` False (a mirrored digit is another digit or none).

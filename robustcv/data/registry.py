@@ -59,6 +59,14 @@ def _check_spec(spec: DataSpec, tasks: tuple[str, ...]) -> None:
         raise UserError(f"image_size must be a positive number of pixels, got {spec.image_size}")
 
 
+def dataset_eps_scale(name: str) -> float | None:
+    """The eps scale a dataset registered (its usual headline L-inf eps), or None: not registered
+    (tensor data, a user's name) or registered without one."""
+    if name not in DATASETS:
+        return None
+    return DATASETS.entry(name).eps_scale
+
+
 def get_dataset(spec: DataSpec) -> Splits:
     """Build the train/val/test splits and ``DataInfo`` that ``spec`` describes.
 

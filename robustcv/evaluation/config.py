@@ -20,12 +20,17 @@ _GRIDS = {
     ("natural", "l2"): ([0.0, 0.125, 0.25, 0.5, 1.0, 2.0], 0.5),
 }
 _MNIST_LIKE = ("digits", "mnist", "fashion-mnist")
+MNIST_LIKE_SCALE = _GRIDS[("mnist-like", "linf")][1]  # a registered eps_scale of 0.1 picks that grid
 SANITY_EPS = {"linf": 1.0, "l2": 100.0}  # large enough to turn any image into any other
 
 
 def default_eps_grid(info: DataInfo, norm: str) -> tuple[list[float], float]:
-    """The default eps grid and headline eps for a dataset and norm."""
-    family = "mnist-like" if info.name in _MNIST_LIKE else "natural"
+    """The default eps grid and headline eps for a dataset and norm (the digits' grid also for a
+    dataset registered with their eps scale)."""
+    from robustcv.data.registry import dataset_eps_scale
+
+    mnist_like = info.name in _MNIST_LIKE or dataset_eps_scale(info.name) == MNIST_LIKE_SCALE
+    family = "mnist-like" if mnist_like else "natural"
     grid, headline = _GRIDS[(family, norm)]
     return list(grid), headline
 

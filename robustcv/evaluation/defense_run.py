@@ -13,12 +13,13 @@ from robustcv.evaluation.attacking import EARLY_STOPPING, build_attack, run_outc
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.outcome import Outcome, merge_outcomes, min_eps, worst_case
 from robustcv.evaluation.records import (class_flip_records, class_iou_records, class_records,
-                                         clean_multilabel_records, clean_segmentation_records, multilabel_records,
-                                         outcome_records, segmentation_records, target_share_records)
+                                         clean_multilabel_records, clean_score_records, clean_segmentation_records,
+                                         multilabel_records, outcome_records, score_records, segmentation_records,
+                                         target_share_records)
 from robustcv.evaluation.samples import Samples
 from robustcv.evaluation.threat import ThreatModel, judged_elsewhere, threat_models
 from robustcv.metrics.segmentation import pixel_accuracy
-from robustcv.tasks import task_of
+from robustcv.tasks import TaskDefinition, get_task, task_of
 from robustcv.inference import predict
 from robustcv.results import MinEps, Record
 
@@ -34,6 +35,7 @@ class DefenseRun:
     worst: Outcome | None = None
     clean_confusion: torch.Tensor | None = None  # segmentation: per-image pixel confusion [N, K, K]
     clean_margins: torch.Tensor | None = None  # multilabel: clean label margins [N, K]
+    clean_state: dict[str, torch.Tensor] = field(default_factory=dict)  # the task's sample_state, clean
 
     @property
     def judge(self) -> nn.Module:
@@ -67,7 +69,7 @@ def evaluate_defense(spec: str, defense, model: nn.Module, samples: Samples, obj
                               for i in range(0, len(samples.x), config.batch_size)])
     run = DefenseRun(spec, objective.correct(clean_logits, samples.y), threats)
     state = task_of(objective).sample_state(objective, clean_logits, samples.y)
-    run.clean_confusion, run.clean_margins = state.get("confusion"), state.get("margins")
+    run.clean_confusion, run.clean_margins, run.clean_state = state.get("confusion"), state.get("margins"), state
     for attack_spec in config.attacks:
         cascaded = parse_attack_spec(attack_spec)[0] in config.cascade and bool(run.outcomes)
         # A cascade step attacks only what every earlier attack (in any threat model) left robust.
@@ -95,6 +97,8 @@ def _inherit_adversarials(outcome: Outcome, earlier: list[Outcome], skipped: tor
         for name in ("confidence", "linf", "l2", "psnr", "label_margins"):
             if getattr(outcome, name) is not None:
                 getattr(outcome, name)[take] = getattr(previous, name)[take]
+        for name, values in outcome.states.items():
+            values[take] = previous.states[name][take]
         if outcome.headline is not None and previous.headline is not None:
             outcome.headline[take[index]] = previous.headline[take[index]]
         todo &= ~take
@@ -102,7 +106,7 @@ def _inherit_adversarials(outcome: Outcome, earlier: list[Outcome], skipped: tor
 
 def shard_state(run: DefenseRun) -> tuple:
     """What one rank sends for ``merge_runs``."""
-    return run.clean_correct, run.outcomes, run.clean_confusion, run.clean_margins
+    return run.clean_correct, run.outcomes, run.clean_confusion, run.clean_margins, run.clean_state
 
 
 def merge_runs(local: DefenseRun, parts: list[tuple]) -> DefenseRun:
@@ -114,6 +118,7 @@ def merge_runs(local: DefenseRun, parts: list[tuple]) -> DefenseRun:
         run.clean_confusion = torch.cat([part[2] for part in parts])
     if local.clean_margins is not None:
         run.clean_margins = torch.cat([part[3] for part in parts])
+    run.clean_state = {key: torch.cat([part[4][key] for part in parts]) for key in local.clean_state}
     run.worst = worst_case(run.outcomes)
     return run
 
@@ -145,7 +150,18 @@ def defense_records(run: DefenseRun, model_name: str, samples: Samples, info: Da
         min_eps_rows.append(MinEps(model=model_name, defense=run.spec, attack=outcome.attack,
                                    adaptive=outcome.adaptive, labels=samples.y.tolist(), values=min_eps(outcome)))
     records += class_records(run.worst, model_name, run.spec, samples.y, info.classes)
-    return records, min_eps_rows
+    return records + _score_records(run, model_name, samples, get_task(info.task)), min_eps_rows
+
+
+def _score_records(run: DefenseRun, model_name: str, samples: Samples, task: TaskDefinition) -> list[Record]:
+    """The task's set-level metrics beyond accuracy (``TaskDefinition.score_metrics``: a binary
+    model's AUROC, precision, recall): clean, and per eps of each attack's kept adversarials (the
+    worst case, a per-sample choice across attacks, has none)."""
+    records = clean_score_records(task.score_metrics(run.clean_state, samples.y), model_name, run.spec,
+                                  len(samples.y))
+    for outcome in run.outcomes:
+        records += score_records(outcome, model_name, run.spec, lambda state: task.score_metrics(state, samples.y))
+    return records
 
 
 def _target_pair(samples: Samples, info: DataInfo) -> tuple[int | None, int] | None:

@@ -43,8 +43,8 @@ def sample_count_check(model_name: str, n: int, minimum: int = MIN_SAMPLES) -> S
 def finite_outputs_check(model_name: str, model: nn.Module, x: torch.Tensor, batch_size: int,
                          device: torch.device) -> SanityCheck:
     """Every logit of every clean sample is finite (nan weights give nan logits, argmax class 0)."""
-    bad = sum(int((~torch.isfinite(predict(model, x[i:i + batch_size], device).flatten(1))).any(1).sum())
-              for i in range(0, len(x), batch_size))
+    batches = (predict(model, x[i:i + batch_size], device) for i in range(0, len(x), batch_size))
+    bad = sum(int((~torch.isfinite(out.reshape(len(out), -1))).any(1).sum()) for out in batches)  # also [B] logits
     return SanityCheck(FINITE_CHECK, bad == 0,
                        f"{bad} of {len(x)} samples give nan or infinite outputs" + (
                            " (non-finite weights or a diverged model?)" if bad else ""),

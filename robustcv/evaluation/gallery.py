@@ -14,14 +14,16 @@ from torch import nn
 
 from robustcv.metrics import segmentation
 from robustcv.inference import predict
+from robustcv.tasks import DEFAULT_TASK, TaskDefinition, get_task
 from robustcv.results import GalleryItem, write_bytes_atomic
 
 MIN_SIDE = 96
 
 
 def gallery_for(out_dir: Path, model_name: str, run, samples, classes: Sequence[str], config,
-                device: torch.device) -> list[GalleryItem]:
-    """Examples from the strongest attack on the first defense (the undefended model by default)."""
+                device: torch.device, task: TaskDefinition | None = None) -> list[GalleryItem]:
+    """Examples from the strongest attack on the first defense (the undefended model by default);
+    ``task`` turns logits into class probabilities (default: a softmax over classes)."""
     candidates = [o for o in run.outcomes if o.headline is not None]
     if not candidates or config.gallery <= 0:
         return []
@@ -38,7 +40,8 @@ def gallery_for(out_dir: Path, model_name: str, run, samples, classes: Sequence[
     if run.clean_margins is not None:
         items = save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, None, meta, device)
         return label_set_items(items, indices, samples.y, run.clean_margins, best.label_margins[index], classes)
-    return save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, classes, meta, device)
+    return save_gallery(out_dir, run.judge, samples.x, best.headline, samples.y, indices, classes, meta, device,
+                        task)
 
 
 def largest_drops(clean: torch.Tensor, attacked: torch.Tensor, count: int) -> list[int]:
@@ -57,15 +60,16 @@ def pick_examples(clean_correct: torch.Tensor, fooled: torch.Tensor, count: int)
 
 def save_gallery(out_dir: Path, judge: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
                  indices: Sequence[int], classes: Sequence[str] | None, meta: dict,
-                 device: torch.device) -> list[GalleryItem]:
+                 device: torch.device, task: TaskDefinition | None = None) -> list[GalleryItem]:
     """Write three PNGs per example under ``out_dir/examples`` and describe them (``classes``
     None: a segmenter's, whose labels and predictions are masks)."""
     if not indices:
         return []
     idx = torch.tensor(list(indices))
     if classes is not None:
-        clean_p = torch.softmax(predict(judge, x[idx], device), 1)
-        adv_p = torch.softmax(predict(judge, x_adv[idx], device), 1)
+        task = task or get_task(DEFAULT_TASK)
+        clean_p = task.class_probabilities(predict(judge, x[idx], device))
+        adv_p = task.class_probabilities(predict(judge, x_adv[idx], device))
     items = []
     for row, i in enumerate(idx.tolist()):
         name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", f"{meta['defense']}_{meta['attack']}_{i}")

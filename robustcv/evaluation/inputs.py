@@ -107,7 +107,10 @@ def check_labels(y: torch.Tensor, n: int, info: DataInfo) -> torch.Tensor:
     if y.is_floating_point() and not torch.equal(y, y.round()):
         raise UserError("labels must be integers (class indices, 0/1 label sets or masks)")
     y = y.long()
-    problem = get_task(info.task).label_problem(y, k, info.ignore_index)
+    task = get_task(info.task)
+    if task.class_count is not None and k != task.class_count:
+        raise UserError(f"{info.task} data has {task.class_count} classes, got {k}: {', '.join(info.classes)}")
+    problem = task.label_problem(y, k, info.ignore_index)
     if problem is not None:
         raise UserError(problem)
     return y
@@ -130,8 +133,9 @@ def _check_output(model: nn.Module, x: torch.Tensor, info: DataInfo) -> None:
     if not isinstance(out, torch.Tensor):  # e.g. torchvision's segmenters return {"out": ...}: wrap them
         raise UserError(f"the model must return one logits tensor, not {type(out).__name__}")
     k = info.num_classes
-    want = get_task(info.task).logits_shape(len(x), k, (int(x.shape[2]), int(x.shape[3])))
-    if tuple(out.shape) != want:
+    task, size = get_task(info.task), (int(x.shape[2]), int(x.shape[3]))
+    want = task.logits_shape(len(x), k, size)
+    if not task.accepts_logits(tuple(out.shape), len(x), k, size):
         raise UserError(f"the model returns shape {tuple(out.shape)} for {len(x)} images; "
                         f"{info.task} with {k} classes needs {want}")
     if not bool(torch.isfinite(out).all()):

@@ -85,7 +85,8 @@ def attack_model(model: nn.Module, card: ModelCard, samples: Samples, config: Ev
         results.records += minimal_records
         attach_intervals(results.records)
     results.sanity_checks = sanity_checks(card.name, model, runs, samples, objective, config, device)
-    results.gallery = gallery_for(out_dir, card.name, runs[0], samples, info.classes, config, device)
+    results.gallery = gallery_for(out_dir, card.name, runs[0], samples, info.classes, config, device,
+                                  get_task(info.task))
     save_adversarials(out_dir, runs, samples, config, card.name)
     write_json_atomic(out_dir / "config.json", {**card.source, **config.to_dict()})
     results.save(out_dir / "results.json")

@@ -45,6 +45,9 @@ class Outcome:
     accuracy_confusion: torch.Tensor | None = None
     label_margins: torch.Tensor | None = None  # multilabel: [E, N, K] label margins of the kept adversarials
     saved: torch.Tensor | None = None  # kept adversarials at the eps of ``--save-adversarials``
+    # The task's other per-sample state of the kept adversarials, by name, ``[E, N, ...]`` each
+    # (``TaskDefinition.sample_state`` beyond ``confusion`` and ``margins``: a binary model's scores).
+    states: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def matrices(self, metric: str) -> torch.Tensor | None:
         """The per-image confusion matrices ``[E, N, K, K]`` that ``metric`` is computed from."""
@@ -67,6 +70,9 @@ class Outcome:
         return [round(float(pixel_accuracy(m.sum(0))), 6) for m in matrices]
 
 
+KNOWN_STATES = ("confusion", "margins")  # the per-sample states an Outcome keeps in their own fields
+
+
 class OutcomeBuilder:
     """Folds batches of per-eps adversarials into an ``Outcome``."""
 
@@ -81,6 +87,7 @@ class OutcomeBuilder:
         self.seconds = [0.0] * len(eps)
         self.grad_calls = 0
         self.max_violation = 0.0
+        self.state_keys: set[str] = set()
 
     def add_batch(self, x: torch.Tensor, y: torch.Tensor, x_advs: list[torch.Tensor], logits: list[torch.Tensor],
                   target: torch.Tensor | None, seconds: list[float], grad_calls: int = 0,
@@ -124,6 +131,7 @@ class OutcomeBuilder:
             self.parts[key].append(torch.stack(values))
         for key, values in states.items():
             self.parts.setdefault(key, []).append(torch.stack(values))
+            self.state_keys.add(key)
         self.grad_calls += grad_calls
 
     @staticmethod
@@ -147,6 +155,7 @@ class OutcomeBuilder:
             headline=torch.cat(self.parts["headline"]) if self.parts["headline"] else None,
             max_violation=self.max_violation, confusion=confusion, label_margins=cat.get("margins"),
             saved=torch.cat(self.parts["saved"]) if self.parts["saved"] else None,
+            states={key: cat[key] for key in self.state_keys if key not in KNOWN_STATES},
         )
 
 
@@ -211,6 +220,7 @@ def merge_outcomes(parts: list[Outcome]) -> Outcome:
         per_sample["confusion"] = torch.cat([p.confusion for p in parts], dim=1)
     if first.label_margins is not None:
         per_sample["label_margins"] = torch.cat([p.label_margins for p in parts], dim=1)
+    per_sample["states"] = {key: torch.cat([p.states[key] for p in parts], dim=1) for key in first.states}
     return Outcome(attack=first.attack, adaptive=first.adaptive, eps=list(first.eps), **per_sample,
                    seconds=[max(s) for s in zip(*(p.seconds for p in parts))],
                    grad_calls=sum(p.grad_calls for p in parts),

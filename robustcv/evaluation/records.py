@@ -148,6 +148,23 @@ def clean_multilabel_records(margins: torch.Tensor, labels: torch.Tensor, model:
     return records
 
 
+def clean_score_records(values: dict[str, float | None], model: str, defense: str, n: int) -> list[Record]:
+    """``clean_NAME`` records of a task's set-level metrics on the clean images (None left out)."""
+    base = dict(model=model, defense=defense, attack="none", adaptive=False, eps=0.0, n=n)
+    return [Record(**base, metric=f"clean_{metric}", value=value) for metric, value in values.items()
+            if value is not None]
+
+
+def score_records(outcome: Outcome, model: str, defense: str,
+                  metrics: Callable[[dict[str, torch.Tensor]], dict[str, float | None]]) -> list[Record]:
+    """Per eps, the task's set-level metrics (``metrics(state)``) of the kept adversarials'
+    per-sample state (``outcome.states`` at that eps); None values are left out."""
+    if not outcome.states:
+        return []
+    return _per_eps_records(outcome, model, defense,
+                            lambda j: metrics({key: value[j] for key, value in outcome.states.items()}), False)
+
+
 def _set_interval(record: Record, interval: tuple[float, float] | None) -> None:
     """Give a record a bootstrap interval (6 decimals), kept around its rounded value."""
     if interval is not None and record.value is not None:

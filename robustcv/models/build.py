@@ -8,7 +8,7 @@ from robustcv.models.ensemble import build_ensemble, is_ensemble
 from robustcv.models.registry import DUAL_PREFIX, resolve_model
 from robustcv.models.spec import ModelSpec
 from robustcv.models.wrapper import RobustModel
-from robustcv.tasks import tasks_with_head
+from robustcv.tasks import get_task, tasks_with_head
 
 
 def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
@@ -27,7 +27,8 @@ def build_model(spec: ModelSpec, info: DataInfo) -> RobustModel:
     """
     if is_ensemble(spec.name):
         return build_ensemble(spec, info, build_model)
-    kwargs = dict(in_channels=info.channels, num_classes=info.num_classes, hidden=spec.hidden,
+    outputs = get_task(info.task).outputs(info.num_classes)  # one logit per class, or the task's own count
+    kwargs = dict(in_channels=info.channels, num_classes=outputs, hidden=spec.hidden,
                   dropout=spec.dropout, batch_norm=spec.batch_norm, input_size=spec.input_size)
     if spec.name.startswith(DUAL_PREFIX):
         _check_task(spec.name, info.task, tasks_with_head("image"))

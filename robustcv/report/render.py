@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from robustcv.errors import UserError
+from robustcv.report.binary import auroc_vs_eps
 from robustcv.report.breakdown import min_eps, per_class
 from robustcv.report.checks import sanity
 from robustcv.report.context import Context
@@ -25,7 +26,7 @@ FORMATS = {"html": "report.html", "md": "report.md"}
 
 # The order: verdict first, then the evidence, then how it was made.
 SECTIONS: tuple[Callable[[Context], list[Block]], ...] = (
-    summary, run_groups, robust_vs_eps, map_vs_eps, tradeoff, per_class, min_eps, gallery, natural, training, sanity,
+    summary, run_groups, robust_vs_eps, map_vs_eps, auroc_vs_eps, tradeoff, per_class, min_eps, gallery, natural, training, sanity,
     reproducibility,
 )
 

@@ -42,7 +42,8 @@ class TaskDefinition:
     Attributes:
         name: the task's name (``--task NAME``), its registry key.
         summary: one line for ``robustcv list``.
-        loss_family: ``softmax`` (one class per image), ``pixel-softmax`` or ``sigmoid``.
+        loss_family: ``softmax`` (one class per image), ``pixel-softmax``, ``sigmoid`` (a 0/1
+            label set) or ``one-logit`` (one logit, a 0/1 label).
         head: ``image`` (one logit vector per image) or ``pixel`` (logits per pixel).
         gallery: ``labels``, ``masks`` or ``label-sets``.
         default_loss: the attack loss used when none is named.
@@ -63,6 +64,7 @@ class TaskDefinition:
         class_checks: the checks that need one class decided per image apply: clean accuracy
             above chance, margin/DLR losses against CE, black-box against white-box, and the
             minimal-norm search.
+        class_count: how many classes every dataset of the task has (a binary task: 2), or None.
         metrics: the record metrics the task's runs hold, each with its label and interval kind.
         report_sections: the report sections (by name) the task's runs contribute.
     """
@@ -89,6 +91,7 @@ class TaskDefinition:
     large_eps_share: float | None = None
     large_eps_loss: str | None = None
     class_checks = True
+    class_count: int | None = None  # the classes every dataset of the task has (None: any number)
     metrics: tuple[MetricInfo, ...] = ()
     report_sections: tuple[str, ...] = ()
 
@@ -106,6 +109,33 @@ class TaskDefinition:
         """Per-sample state an evaluation keeps beside correctness, by name (``[B, ...]`` each):
         what the task's records and worst case are computed from. Nothing by default."""
         return {}
+
+    def score_metrics(self, state: dict[str, "torch.Tensor"], y: "torch.Tensor") -> dict[str, float | None]:
+        """Set-level metrics beyond accuracy from the per-sample state (:meth:`sample_state`) of a
+        set of images and their labels, by record name (recorded as ``clean_NAME`` on the clean
+        images and ``NAME`` per eps under attack; None is left out). Nothing by default."""
+        return {}
+
+    def class_probabilities(self, logits: "torch.Tensor") -> "torch.Tensor":
+        """Each image's probability per class ``[B, K]`` from its logits (default: a softmax)."""
+        import torch
+
+        return torch.softmax(logits, 1)
+
+    def outputs(self, num_classes: int) -> int:
+        """How many logits per image (per pixel) a model of this task ends in: one per class."""
+        return num_classes
+
+    def accepts_logits(self, shape: tuple[int, ...], batch: int, num_classes: int,
+                       image_size: tuple[int, int]) -> bool:
+        """Whether a user's model returning logits of ``shape`` for ``batch`` images fits the task
+        (default: exactly :meth:`logits_shape`)."""
+        return tuple(shape) == self.logits_shape(batch, num_classes, image_size)
+
+    def attack_problem(self, name: str) -> str | None:
+        """What is wrong with running the attack registered as ``name`` on this task, or None
+        (default: every attack; an attack whose loss does not apply refuses through its objective)."""
+        return None
 
     def label_form(self, num_classes: int) -> tuple[int, str]:
         """The number of dimensions of a batch of labels and how to say it (``[N] class indices``)."""

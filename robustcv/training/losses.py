@@ -5,6 +5,9 @@
 - ``pixel-softmax``: the same per pixel, masks ``[B, H, W]`` with ``ignore_index``.
 - ``sigmoid``: multi-label binary cross-entropy with ``pos_weight``, or sigmoid focal loss;
   targets are 0/1 vectors ``[B, K]``.
+- ``one-logit``: the same binary cross-entropy (or focal loss) on one logit per image, ``[B]`` or
+  ``[B, 1]``; targets are 0/1 labels ``[B]`` (or two-class soft labels ``[B, 2]``: their
+  positive column).
 """
 from __future__ import annotations
 
@@ -54,6 +57,11 @@ def sigmoid_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 0
     return per_label.mean()
 
 
+def positive_share(target: torch.Tensor) -> torch.Tensor:
+    """A one-logit target ``[B]``: the 0/1 labels, or the positive column of two-class soft labels."""
+    return target[:, 1] if target.dim() == 2 else target
+
+
 def make_loss(
     kind: str = "ce",
     *,
@@ -72,6 +80,9 @@ def make_loss(
     gamma = focal_gamma if kind == "focal" else 0.0
     if family == "sigmoid":
         return lambda logits, target: sigmoid_loss(logits, target, gamma=gamma, pos_weight=class_weights)
+    if family == "one-logit":
+        return lambda logits, target: sigmoid_loss(logits.reshape(-1), positive_share(target), gamma=gamma,
+                                                   pos_weight=class_weights)
     pixels = family == "pixel-softmax"
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -131,4 +142,6 @@ def class_weights_for(kind: str, labels: np.ndarray | torch.Tensor, num_classes:
         return None
     if family == "sigmoid":
         return balanced_pos_weight(torch.as_tensor(labels))
+    if family == "one-logit":  # one label column: n_negative / n_positive
+        return balanced_pos_weight(torch.as_tensor(labels).reshape(-1, 1)).reshape(())
     return balanced_class_weights(torch.as_tensor(labels), num_classes)

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
-from robustcv.metrics import MetricState
+from robustcv.metrics.base import NO_INTERVAL, MetricInfo, MetricState
 
 DEFAULT_CLASSES = ("negative", "positive")
 
@@ -98,6 +98,14 @@ class BinaryState(MetricState):
         ...     state.update(logits, y)
         >>> (state + other_rank_state).compute()["auroc"]
     """
+
+    METRICS = (MetricInfo("clean_accuracy", "clean accuracy"), MetricInfo("robust_accuracy", "robust accuracy"),
+               MetricInfo("auroc", "AUROC", NO_INTERVAL),
+               MetricInfo("precision", "precision at the threshold", NO_INTERVAL),
+               MetricInfo("recall", "recall at the threshold", NO_INTERVAL),
+               MetricInfo("class_robust_accuracy", "per-class robust accuracy"),
+               MetricInfo("worst_case_accuracy", "worst-case accuracy over a natural sweep"),
+               MetricInfo("attack_success_rate", "attack success rate", NO_INTERVAL))
 
     def __init__(self, classes: Sequence[str] = DEFAULT_CLASSES, threshold: float = 0.0) -> None:
         if len(classes) != 2:
