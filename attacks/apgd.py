@@ -319,6 +319,9 @@ class APGDDLR(APGD):
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1,
                  objective: Objective | str | LossFn = "dlr", targeted: bool = False, rho: float = 0.75,
                  early_stop: bool = True, seed: int | None = None) -> None:
+        if isinstance(objective, Objective) and "dlr" not in objective.LOSSES:  # never another loss in its name
+            raise ValueError(f"apgd-dlr needs the DLR loss, which a {objective.task} objective does not offer "
+                             "(it needs one softmax over 3 or more classes); use apgd-ce")
         super().__init__(norm, steps, restarts, objective, targeted, rho, early_stop, seed)
 
 

@@ -243,6 +243,13 @@ def test_apgd_t_is_refused():
     assert "classification objective" in _one_line(excinfo)
 
 
+@pytest.mark.parametrize("objective", [Binary(), Binary("margin")])
+def test_apgd_dlr_refuses_an_objective_without_dlr_instead_of_running_another_loss(objective):
+    with pytest.raises(ValueError, match="apgd-dlr needs the DLR loss") as info:
+        get_attack("apgd-dlr", objective=objective)
+    assert "\n" not in str(info.value)
+
+
 def test_a_two_logit_head_is_refused(digits):
     with pytest.raises(ValueError) as excinfo:
         PGD(steps=2, objective=Binary())(TwoLogit(digits.model), digits.x[:4], digits.y[:4], 0.1)

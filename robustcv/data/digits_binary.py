@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from robustcv.data.base import DataInfo, DataSpec, Splits
-from robustcv.data.common import warn_fixed_size
-from robustcv.data.digits import load_digits_tensors
+from robustcv.data.base import DataSpec, Splits
+from robustcv.data.digits import digit_splits
 from robustcv.data.registry import register_dataset
-from robustcv.data.splitting import train_val_test_indices
-from robustcv.data.tensors import ImageTensorDataset, channel_stats
 
 NAME = "digits_binary"
 TASK = "binary"  # the binary task's name (robustcv/tasks/binary.py)
@@ -33,19 +30,4 @@ def build_digits_binary(spec: DataSpec) -> Splits:
     """Even-versus-odd digits: the ``digits`` images and splits with 0/1 labels; mean/std
     measured on the train split; ``hflip_ok`` False (a mirrored digit is another digit or none).
     """
-    warn_fixed_size(spec, (8, 8))
-    images, digits = load_digits_tensors()
-    full = ImageTensorDataset(images, binary_labels(digits))
-    train, val, test = (full.subset(idx) for idx in train_val_test_indices(digits, spec))
-    mean, std = channel_stats(train.images)
-    info = DataInfo(
-        name=NAME,
-        task=TASK,
-        classes=CLASSES,
-        channels=1,
-        image_size=(8, 8),
-        mean=mean,
-        std=std,
-        hflip_ok=False,
-    )
-    return Splits(train=train, val=val, test=test, info=info)
+    return digit_splits(spec, binary_labels, name=NAME, task=TASK, classes=CLASSES)

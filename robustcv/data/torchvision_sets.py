@@ -245,8 +245,13 @@ def build_torchvision(spec: DataSpec, source: _Source) -> Splits:
     return Splits(train=full.subset(train_idx), val=full.subset(val_idx), test=test, info=info)
 
 
+DARK_BACKGROUND = ("mnist", "fashion-mnist")  # strokes on black, like digits: the 0..0.3 eps grid
+DARK_BACKGROUND_SCALE = 0.1
+
+
 def _register(source: _Source) -> None:
-    register_dataset(source.name)(lambda spec: build_torchvision(spec, source))
+    scale = DARK_BACKGROUND_SCALE if source.name in DARK_BACKGROUND else None
+    register_dataset(source.name, eps_scale=scale)(lambda spec: build_torchvision(spec, source))
 
 
 for _source in _SOURCES.values():

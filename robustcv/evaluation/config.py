@@ -19,18 +19,16 @@ _GRIDS = {
     ("natural", "linf"): ([0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255], 8 / 255),
     ("natural", "l2"): ([0.0, 0.125, 0.25, 0.5, 1.0, 2.0], 0.5),
 }
-_MNIST_LIKE = ("digits", "mnist", "fashion-mnist")
-MNIST_LIKE_SCALE = _GRIDS[("mnist-like", "linf")][1]  # a registered eps_scale of 0.1 picks that grid
+MNIST_LIKE_SCALE = _GRIDS[("mnist-like", "linf")][1]  # a dataset registered with this eps_scale gets that grid
 SANITY_EPS = {"linf": 1.0, "l2": 100.0}  # large enough to turn any image into any other
 
 
 def default_eps_grid(info: DataInfo, norm: str) -> tuple[list[float], float]:
-    """The default eps grid and headline eps for a dataset and norm (the digits' grid also for a
-    dataset registered with their eps scale)."""
+    """The default eps grid and headline eps for a dataset and norm: the digits' grid for a dataset
+    registered with their eps scale (``register_dataset(..., eps_scale=0.1)``), else natural images'."""
     from robustcv.data.registry import dataset_eps_scale
 
-    mnist_like = info.name in _MNIST_LIKE or dataset_eps_scale(info.name) == MNIST_LIKE_SCALE
-    family = "mnist-like" if mnist_like else "natural"
+    family = "mnist-like" if dataset_eps_scale(info.name) == MNIST_LIKE_SCALE else "natural"
     grid, headline = _GRIDS[(family, norm)]
     return list(grid), headline
 
