@@ -104,3 +104,45 @@ def test_what_a_one_logit_model_cannot_take_is_refused_in_one_line(tmp_path, fla
                                       "--out", str(tmp_path / "run"), *flags])
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 or "Error:" in result.output.strip().splitlines()[-1]
+
+
+def _write_class_folders(root: Path, classes: tuple[str, ...], per_class: int = 20) -> Path:
+    """PNG images in one folder per class: class ``i`` is bright in its own stripe."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for index, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for k in range(per_class):
+            pixels = torch.rand(16, 16, 3, generator=generator) * 0.3
+            pixels[index * 4:(index + 1) * 4] += 0.6
+            Image.fromarray((pixels.clamp(0, 1) * 255).byte().numpy()).save(root / name / f"{k}.png")
+    return root
+
+
+def test_an_image_folder_of_two_classes_is_binary_data_and_three_are_refused(tmp_path):
+    two = _write_class_folders(tmp_path / "two", ("good", "defect"))
+    splits = get_dataset(DataSpec(name=f"imagefolder:{two}", task="binary", image_size=16))
+    assert (splits.info.task, splits.info.classes) == ("binary", ("defect", "good"))
+    assert set(as_tensors(splits.train)[1].tolist()) == {0, 1}
+    three = _write_class_folders(tmp_path / "three", ("a", "b", "c"))
+    with pytest.raises(UserError, match="has 3 classes .* needs 2"):
+        get_dataset(DataSpec(name=f"imagefolder:{three}", task="binary", image_size=16))
+
+
+def test_an_exported_one_logit_model_is_attacked_from_the_cli_as_the_api_attacks_it(trained, tmp_path):
+    from robustcv.data.digits_binary import CLASSES
+
+    x, y = as_tensors(get_dataset(DataSpec(name="digits_binary", task="binary")).test)
+    program = torch.export.export(Flat(trained), (x[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(tmp_path / "net.pt2"))
+    result = CliRunner().invoke(cli, ["attack", "--model-file", str(tmp_path / "net.pt2"), "--task", "binary",
+                                      "--dataset", "digits_binary", "--n", str(N), "--attack", ",".join(ATTACKS),
+                                      "--natural", "none", "--eps", "0.1,0.3", "--steps", "5", "--no-report",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "run" / "results.json").read_text())["records"]
+    cli_curve = {r["eps"]: r["value"] for r in records if r["attack"] == "worst-case" and r["metric"] == "robust_accuracy"}
+    api = robustcv.evaluate(Flat(trained), "digits_binary", task="binary", classes=CLASSES, attacks=ATTACKS,
+                            natural=[], eps=[0.1, 0.3], steps=5, n=N).records
+    assert cli_curve == pytest.approx(_values([r for r in api if r.attack == "worst-case"], "robust_accuracy"))

@@ -24,6 +24,7 @@ from robustcv.data.registry import register_dataset
 from robustcv.data.splitting import train_val_test_indices
 from robustcv.data.tensors import ImageTensorDataset, channel_stats
 from robustcv.errors import UserError
+from robustcv.tasks import one_label_tasks
 
 DEFAULT_SIZE = 64
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -96,9 +97,10 @@ def _warn_skipped(shown: str, skipped: list[str]) -> None:
         warnings.warn(f"image folder '{shown}': skipped {len(skipped)} file(s) that are not readable images: {named}", stacklevel=4)
 
 
-@register_dataset("imagefolder:<path>")
+@register_dataset("imagefolder:<path>", tasks=one_label_tasks())
 def build_imagefolder(spec: DataSpec) -> Splits:
-    """Splits of the image folder named after the colon of ``spec.name``; mean/std from train."""
+    """Splits of the image folder named after the colon of ``spec.name`` (one folder per class),
+    for the task the spec names; mean/std from train."""
     shown = spec.name.partition(":")[2]
     size = spec.image_size or DEFAULT_SIZE
     images, labels, classes = load_image_folder(Path(shown).expanduser(), shown, size)
@@ -107,7 +109,7 @@ def build_imagefolder(spec: DataSpec) -> Splits:
     mean, std = channel_stats(train.images)
     info = DataInfo(
         name=spec.name,
-        task="classification",
+        task=spec.task,
         classes=classes,
         channels=3,
         image_size=(size, size),

@@ -76,4 +76,14 @@ def get_dataset(spec: DataSpec) -> Splits:
     spec = dataclasses.replace(spec, name=DATASETS.canonical(spec.name))  # name(key=value) → short form
     entry = DATASETS.entry(spec.name)
     _check_spec(spec, entry.tasks)
-    return entry.builder(spec)
+    splits = entry.builder(spec)
+    _check_classes(spec, splits.info.classes)
+    return splits
+
+
+def _check_classes(spec: DataSpec, classes: tuple[str, ...]) -> None:
+    """A task with a fixed class count (a binary task: 2) refuses data with another count."""
+    wanted = get_task(spec.task).class_count
+    if wanted is not None and len(classes) != wanted:
+        raise UserError(f"dataset '{spec.name}' has {len(classes)} classes ({', '.join(classes)}); "
+                        f"--task {spec.task} needs {wanted}")

@@ -16,10 +16,11 @@ import pkgutil
 
 from robustcv.metrics.base import MetricInfo
 from robustcv.tasks.base import (DEFAULT_TASK, TASKS, Task, TaskDefinition, get_task, list_tasks, metric_interval,
-                                 register_task, task_of, tasks_with_head)
+                                 one_label_tasks, register_task, task_of,
+                                 tasks_with_head)
 
 __all__ = ["DEFAULT_TASK", "MetricInfo", "Task", "TaskDefinition", "get_task", "list_tasks", "metric_interval",
-           "register_task", "task_of", "tasks_with_head", "TASKS"]
+           "one_label_tasks", "register_task", "task_of", "tasks_with_head", "TASKS"]
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":

@@ -237,6 +237,12 @@ def tasks_with_head(head: str) -> tuple[str, ...]:
     return tuple(name for name in list_tasks() if get_task(name).head == head)
 
 
+def one_label_tasks() -> tuple[str, ...]:
+    """The registered tasks whose label is one class index per image (``[N]`` labels): what a
+    folder-per-class dataset can serve."""
+    return tuple(name for name in list_tasks() if get_task(name).label_form(2)[0] == 1)
+
+
 def list_tasks() -> list[str]:
     """The registered task names, sorted."""
     import robustcv.tasks  # noqa: F401
