@@ -2,12 +2,12 @@
 precision and recall at the threshold at the headline eps. Runs of other tasks add nothing here."""
 from __future__ import annotations
 
-from robustcv.report import plots
 from robustcv.report.context import Context
-from robustcv.report.document import Block, Figure, Heading, Image, Table, Text
+from robustcv.report.document import Block, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.loading import RunData
-from robustcv.report.queries import contributes, curve_series, groups, headline_eps, lookup
+from robustcv.report.queries import groups, headline_eps, lookup
+from robustcv.report.task_curves import metric_curves
 
 SECTION = "binary-scores"  # the tasks whose runs list it in ``report_sections`` contribute here
 
@@ -20,13 +20,8 @@ AUROC_NOTE = ("One curve per attack, on each attack's kept adversarials (the per
 
 def auroc_vs_eps(ctx: Context) -> list[Block]:
     """AUROC against eps for every attack of the binary runs, with the scores' table."""
-    runs = [run for run in ctx.runs if contributes(run, SECTION)]
-    series = curve_series(runs, metric="auroc") if runs else []
-    if not series:
-        return []
-    path = plots.robust_curves(series, ctx.figure_path("auroc_vs_eps.png"), ylabel="AUROC")
-    return [Heading("AUROC vs eps", anchor="auroc-vs-eps"),
-            Figure(Image(path, "AUROC against eps, one curve per attack"), AUROC_NOTE), _headline_table(ctx, runs)]
+    runs, _, blocks = metric_curves(ctx, SECTION, "auroc", "AUROC", AUROC_NOTE)
+    return blocks + [_headline_table(ctx, runs)] if blocks else []
 
 
 def _headline_table(ctx: Context, runs: list[RunData]) -> Block:

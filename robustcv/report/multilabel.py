@@ -2,12 +2,12 @@
 hamming loss) of the worst case at the headline eps. Runs of other tasks add nothing here."""
 from __future__ import annotations
 
-from robustcv.report import plots
 from robustcv.report.context import Context
-from robustcv.report.document import Block, Figure, Heading, Image, Table, Text
+from robustcv.report.document import Block, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.loading import RunData
-from robustcv.report.queries import WORST, Series, contributes, curve_series, groups, headline_eps, lookup
+from robustcv.report.queries import WORST, Series, groups, headline_eps, lookup
+from robustcv.report.task_curves import metric_curves
 
 SECTION = "label-metrics"  # the tasks whose runs list it in ``report_sections`` contribute here
 
@@ -20,14 +20,8 @@ MAP_NOTE = ("One curve per attack; thick = per-image worst case. The attacks sto
 
 def map_vs_eps(ctx: Context) -> list[Block]:
     """mAP against eps for every attack of the multi-label runs, with the label metrics' table."""
-    runs = [run for run in ctx.runs if contributes(run, SECTION)]
-    series = curve_series(runs, metric="map") if runs else []
-    if not series:
-        return []
-    path = plots.robust_curves(series, ctx.figure_path("map_vs_eps.png"), ylabel="mAP")
-    return [Heading("mAP vs eps", anchor="map-vs-eps"),
-            Figure(Image(path, "mAP against eps, one curve per attack"), MAP_NOTE),
-            _map_table(series), _headline_table(ctx, runs)]
+    runs, series, blocks = metric_curves(ctx, SECTION, "map", "mAP", MAP_NOTE)
+    return blocks + [_map_table(series), _headline_table(ctx, runs)] if blocks else []
 
 
 def _map_table(series: list[Series]) -> Table:
