@@ -12,13 +12,14 @@ An :class:`Objective` is the one place in ``attacks`` that knows what a label is
 * ``selection_score(logits, labels, targeted) -> [B] | None``: how to rank iterates and restarts
   that did not succeed, higher is better; ``None`` (the default) ranks them by the loss.
 
-Three tasks: :class:`Classification` (labels ``[B]``), :class:`Segmentation` (masks ``[B, H, W]``
+Four tasks: :class:`Classification` (labels ``[B]``), :class:`Segmentation` (masks ``[B, H, W]``
 with an ``ignore_index``; an image is fooled when the fraction of fooled valid pixels reaches a
-threshold) and :class:`Multilabel` (0/1 vectors ``[B, K]``, sigmoid decisions). Two objectives
+threshold), :class:`Multilabel` (0/1 vectors ``[B, K]``, sigmoid decisions) and :class:`Binary`
+(one logit ``[B]`` or ``[B, 1]`` against a threshold, 0/1 labels). Two objectives
 serve training-time attacks: :class:`Divergence` (TRADES' KL to the clean prediction, labels are
 the clean logits) and :class:`LossObjective` (any scalar training loss; never "succeeds").
-Losses are chosen by name (``ce``, ``margin``, ``dlr``, ``bce``; for segmentation also ``segpgd``,
-``cospgd``, ``mce`` and ``js``) or given as a callable.
+Losses are chosen by name (``ce``, ``margin``, ``dlr``, ``bce``; for binary ``bce`` and
+``margin``; for segmentation also ``segpgd``, ``cospgd``, ``mce`` and ``js``) or given as a callable.
 """
 from __future__ import annotations
 
