@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from attacks.objectives import Segmentation
-from robustcv.evaluation import segmentation
+from robustcv.metrics import segmentation
 from robustcv.evaluation.outcome import OutcomeBuilder, worst_case
 from robustcv.metrics.segmentation import image_confusions, miou, pixel_accuracy
 

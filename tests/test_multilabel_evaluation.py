@@ -12,7 +12,8 @@ from robustcv.data.base import DataInfo
 from robustcv.evaluation.config import EvalConfig
 from robustcv.tasks.multilabel import DEFAULT_ATTACKS as DEFAULT_MULTILABEL_ATTACKS
 from robustcv.evaluation.defense_run import defense_records, evaluate_defense, merge_runs, shard_state
-from robustcv.evaluation.multilabel import flip_rates, margin_metrics, worst_margins
+from robustcv.evaluation.multilabel import flip_rates, margin_metrics
+from robustcv.metrics.multilabel import worst_margins
 from robustcv.evaluation.samples import Samples
 from robustcv.metrics.multilabel import multilabel_metrics
 from robustcv.tasks import Task

@@ -34,12 +34,3 @@ def flip_rates(clean: torch.Tensor, attacked: torch.Tensor, labels: torch.Tensor
     counts = right.sum(0)
     rates = flipped.sum(0).double() / counts.clamp_min(1)
     return torch.where(counts > 0, rates, torch.nan), counts
-
-
-def worst_margins(correct: torch.Tensor, confidence: torch.Tensor, margins: torch.Tensor) -> torch.Tensor:
-    """Per image (and eps), the margins of the attack along dim 0 that fooled it, and among those
-    (or all, if none did) the one that left the least confidence in the true labels; ties go to
-    the earlier attack. ``correct``, ``confidence``: ``[A, ...]``; ``margins``: ``[A, ..., K]``."""
-    badness = (~correct).double() * 2.0 - torch.nan_to_num(confidence.double(), nan=1.0)
-    choice = badness.argmax(dim=0, keepdim=True).unsqueeze(-1).expand(1, *margins.shape[1:])
-    return margins.gather(0, choice).squeeze(0)

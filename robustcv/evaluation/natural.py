@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from robustcv.evaluation.segmentation import worst_by_pixel_accuracy
+from robustcv.metrics.segmentation import worst_by_pixel_accuracy
 from robustcv.metrics.segmentation import image_confusions, miou, pixel_accuracy
 from robustcv.evaluation.config import EvalConfig
 from robustcv.results import Record

@@ -6,8 +6,8 @@ Likewise each sample keeps, from one eps to the next, whichever adversarial the 
 on (the task's per-sample quality: correctness, or a segmenter's share of right pixels), so a
 segmenter's pixel accuracy and mIoU are monotone too. Outcomes also keep, at every eps, the
 per-sample state the task asks for (``TaskDefinition.sample_state``): a segmenter's pixel
-confusion matrix per image (:mod:`robustcv.evaluation.segmentation`), a multi-label
-classifier's label margins (:mod:`robustcv.evaluation.multilabel`).
+confusion matrix per image, a multi-label classifier's label margins; the worst case over
+attacks folds them by the task's rule (``TaskDefinition.worst_case_state``).
 """
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 import torch
 
 from attacks.objectives import Classification, Objective
-from robustcv.evaluation import multilabel, segmentation
 from robustcv.metrics.segmentation import pixel_accuracy
-from robustcv.tasks import task_of
+from robustcv.tasks import DEFAULT_TASK, get_task, task_of
 
 
 @dataclass
@@ -48,6 +47,7 @@ class Outcome:
     # The task's other per-sample state of the kept adversarials, by name, ``[E, N, ...]`` each
     # (``TaskDefinition.sample_state`` beyond ``confusion`` and ``margins``: a binary model's scores).
     states: dict[str, torch.Tensor] = field(default_factory=dict)
+    task: str = DEFAULT_TASK  # whose per-sample state this is, and whose worst-case rule folds it
 
     def matrices(self, metric: str) -> torch.Tensor | None:
         """The per-image confusion matrices ``[E, N, K, K]`` that ``metric`` is computed from."""
@@ -155,7 +155,7 @@ class OutcomeBuilder:
             headline=torch.cat(self.parts["headline"]) if self.parts["headline"] else None,
             max_violation=self.max_violation, confusion=confusion, label_margins=cat.get("margins"),
             saved=torch.cat(self.parts["saved"]) if self.parts["saved"] else None,
-            states={key: cat[key] for key in self.state_keys if key not in KNOWN_STATES},
+            states={key: cat[key] for key in self.state_keys if key not in KNOWN_STATES}, task=self.task.name,
         )
 
 
@@ -186,15 +186,8 @@ def worst_case(outcomes: list[Outcome], name: str = "worst-case") -> Outcome:
                     hit_target=torch.stack([o.hit_target for o in outcomes]).any(0),
                     confidence=torch.stack([o.confidence for o in outcomes]).amin(0),
                     linf=nan, l2=nan, psnr=nan, seconds=[sum(s) for s in zip(*(o.seconds for o in outcomes))],
-                    max_violation=max(o.max_violation for o in outcomes))
-    if first.confusion is not None:
-        stacked = torch.stack([o.confusion for o in outcomes])  # [A, E, N, K, K]
-        worst.confusion = torch.stack([segmentation.worst_by_miou(stacked[:, j]) for j in range(len(first.eps))])
-        worst.accuracy_confusion = torch.stack([segmentation.worst_by_pixel_accuracy(stacked[:, j])
-                                                for j in range(len(first.eps))])
-    if first.label_margins is not None:
-        worst.label_margins = multilabel.worst_margins(*(torch.stack([getattr(o, name) for o in outcomes])
-                                                         for name in ("correct", "confidence", "label_margins")))
+                    max_violation=max(o.max_violation for o in outcomes), task=first.task)
+    get_task(first.task).worst_case_state(outcomes, worst)
     return worst
 
 
@@ -226,4 +219,4 @@ def merge_outcomes(parts: list[Outcome]) -> Outcome:
                    grad_calls=sum(p.grad_calls for p in parts),
                    headline=torch.cat(headlines) if len(headlines) == len(parts) else None,
                    saved=torch.cat(saved) if len(saved) == len(parts) else None,
-                   max_violation=max(p.max_violation for p in parts), extra=dict(first.extra))
+                   max_violation=max(p.max_violation for p in parts), extra=dict(first.extra), task=first.task)

@@ -158,3 +158,12 @@ class MultilabelState(MetricState):
         report = multilabel_metrics(scores, labels, self.thresholds, self.classes)
         report["n"] = int(len(scores))
         return report
+
+
+def worst_margins(correct: torch.Tensor, confidence: torch.Tensor, margins: torch.Tensor) -> torch.Tensor:
+    """Per image (and eps), the margins of the attack along dim 0 that fooled it, and among those
+    (or all, if none did) the one that left the least confidence in the true labels; ties go to
+    the earlier attack. ``correct``, ``confidence``: ``[A, ...]``; ``margins``: ``[A, ..., K]``."""
+    badness = (~correct).double() * 2.0 - torch.nan_to_num(confidence.double(), nan=1.0)
+    choice = badness.argmax(dim=0, keepdim=True).unsqueeze(-1).expand(1, *margins.shape[1:])
+    return margins.gather(0, choice).squeeze(0)

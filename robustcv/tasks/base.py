@@ -110,6 +110,11 @@ class TaskDefinition:
         what the task's records and worst case are computed from. Nothing by default."""
         return {}
 
+    def worst_case_state(self, outcomes: list[Any], worst: Any) -> None:
+        """Fill the per-sample state of ``worst``, the per-sample worst case of ``outcomes`` (attacks
+        on the same samples and grid), by this task's rule; correctness and confidence are already
+        folded (a sample is robust only if every attack left it correct). Nothing by default."""
+
     def score_metrics(self, state: dict[str, "torch.Tensor"], y: "torch.Tensor") -> dict[str, float | None]:
         """Set-level metrics beyond accuracy from the per-sample state (:meth:`sample_state`) of a
         set of images and their labels, by record name (recorded as ``clean_NAME`` on the clean

@@ -52,6 +52,16 @@ class MultilabelTask(TaskDefinition):
         """``margins``: each image's label margins ``[B, K]`` (logit minus its threshold logit)."""
         return {"margins": objective.margins(logits)}
 
+    def worst_case_state(self, outcomes: list[Any], worst: Any) -> None:
+        """Per image and eps, the label margins of an attack that fooled it, and among those (or
+        all, if none did) the one leaving the least confidence in the true labels."""
+        import torch
+
+        from robustcv.metrics.multilabel import worst_margins
+
+        worst.label_margins = worst_margins(*(torch.stack([getattr(o, name) for o in outcomes])
+                                              for name in ("correct", "confidence", "label_margins")))
+
     def label_form(self, num_classes: int) -> tuple[int, str]:  # noqa: D102
         return 2, f"[N, {num_classes}] 0/1 label sets"
 

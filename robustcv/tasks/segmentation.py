@@ -62,6 +62,18 @@ class SegmentationTask(TaskDefinition):
         """``confusion``: each image's pixel confusion matrix ``[B, K, K]``."""
         return {"confusion": image_confusions(logits, y, logits.shape[1], objective.ignore_index)}
 
+    def worst_case_state(self, outcomes: list[Any], worst: Any) -> None:
+        """SEA's rule, per image and eps: for mIoU the greedy choice that lowers the dataset's mIoU
+        most, for pixel accuracy the attack with the fewest right pixels."""
+        import torch
+
+        from robustcv.metrics.segmentation import worst_by_miou, worst_by_pixel_accuracy
+
+        stacked = torch.stack([o.confusion for o in outcomes])  # [A, E, N, K, K]
+        worst.confusion = torch.stack([worst_by_miou(stacked[:, j]) for j in range(stacked.shape[1])])
+        worst.accuracy_confusion = torch.stack([worst_by_pixel_accuracy(stacked[:, j])
+                                                for j in range(stacked.shape[1])])
+
     def label_form(self, num_classes: int) -> tuple[int, str]:  # noqa: D102
         return 3, "[N, H, W] masks"
 
