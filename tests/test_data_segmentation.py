@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -125,9 +126,10 @@ def test_the_registry_refuses_classification_and_dispatches_multilabel(tmp_path,
     calls = []
     from robustcv.data import voc_multilabel
 
-    fake = lambda spec, year: calls.append((spec.name, year)) or "multilabel splits"  # noqa: E731
+    built = SimpleNamespace(info=SimpleNamespace(classes=("aeroplane", "bicycle")))  # what get_dataset hands back
+    fake = lambda spec, year: calls.append((spec.name, year)) or built  # noqa: E731
     monkeypatch.setattr(voc_multilabel, "build_voc_multilabel", fake)
-    assert get_dataset(voc_spec(tmp_path, task="multilabel")) == "multilabel splits"
+    assert get_dataset(voc_spec(tmp_path, task="multilabel")) is built
     get_dataset(voc_spec(tmp_path, name="voc2009", task="multilabel"))
     assert calls == [("voc", "2012"), ("voc2009", "2009")]
 
