@@ -105,6 +105,7 @@ def test_importing_robustcv_does_not_import_torch():
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow  # 10 s; the default run checks CLI = API in test_front_door.py and test_binary_task.py
 def test_evaluate_equals_the_cli_on_the_same_model(tmp_path, capsys, cifar_root):
     model = plain_training(cifar_root)
     api = robustcv.evaluate(model, "cifar10", data_root=str(cifar_root), eps=EPS, attacks=ATTACKS, natural=["noise"],

@@ -471,6 +471,7 @@ def test_train_twice_trains_once(trained, capsys):
     assert weights.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # 20 s; the denoiser's training and its defense are unit-tested in test_defenses_*
 def test_denoiser_train_then_attack(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "train", "--denoiser-for", trained, "--epochs", "1", "--models-dir",
