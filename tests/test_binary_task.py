@@ -104,6 +104,8 @@ def test_what_a_one_logit_model_cannot_take_is_refused_in_one_line(tmp_path, fla
                                       "--out", str(tmp_path / "run"), *flags])
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 or "Error:" in result.output.strip().splitlines()[-1]
+    if flags[0] in ("--attack", "--targeted"):  # refused from the flags alone: nothing trained first
+        assert not list(tmp_path.rglob("model.json"))
 
 
 def _write_class_folders(root: Path, classes: tuple[str, ...], per_class: int = 20) -> Path:

@@ -14,7 +14,7 @@ import click
 
 from robustcv.cli.options import (FRACTION, ConfigCommand, config_option, data_options, model_options,
                                   recipe_options, run_options, seeds_option)
-from robustcv.cli.requests import DEFAULT_ATTACKS, check_targeting_flags, plan_from, refuse_ignored_flags
+from robustcv.cli.requests import DEFAULT_ATTACKS, check_task_flags, plan_from, refuse_ignored_flags
 from robustcv.cli.sources import checkpoint_from, output_plan, planned_model
 from robustcv.cli.tables import print_results
 from robustcv.console import console, stdout
@@ -88,7 +88,7 @@ def attack_command(**params: Any) -> None:
     from robustcv import distributed
 
     refuse_ignored_flags(params)
-    check_targeting_flags(params)  # before any training
+    check_task_flags(params)  # before any training
     world, device = distributed.setup(resolve_device(params["device"]))
     planned = planned_model(params)
     outputs = output_plan(params, planned.name, planned)

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import click
 
 from robustcv.cli.options import RECIPE_KEYS, given, parse_fraction
-from robustcv.plan import PlanError, check_task_targeting, resolve
+from robustcv.plan import PlanError, check_attack_offered, check_task_targeting, resolve
 from robustcv.request import HEADLINE, Request
 from robustcv.tasks import DEFAULT_TASK, get_task
 
@@ -65,13 +65,15 @@ def plan_from(params: dict[str, Any], meta: Any):
         return resolve(request_from(params), meta.data_info, meta.task_settings)
 
 
-def check_targeting_flags(params: dict[str, Any]) -> None:
-    """``--targeted`` the ``--task`` never runs: one line, before any training. With
-    ``--checkpoint`` or ``--model-file`` the model's own task decides, once it is read."""
+def check_task_flags(params: dict[str, Any]) -> None:
+    """``--targeted`` or an ``--attack`` the ``--task`` never runs: one line, before any training.
+    With ``--checkpoint`` or ``--model-file`` the model's own task decides, once it is read."""
     if params["checkpoint"] or params["model_file"]:
         return
     with on_flag():
         check_task_targeting(params["task"], params["targeted"])
+        for spec in _attacks(params["attack_names"]) or ():
+            check_attack_offered(spec, get_task(params["task"]))
 
 
 @contextlib.contextmanager
