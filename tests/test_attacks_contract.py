@@ -146,7 +146,7 @@ def test_registry_and_errors(digits):
     with pytest.raises(ValueError, match="bad arguments"):
         get_attack("pgd", stepz=3)
     with pytest.raises(ValueError, match="norm"):
-        PGD(norm="l1")
+        PGD(norm="l3")
     with pytest.raises(ValueError, match="loss"):
         PGD(objective="hinge")
     with pytest.raises(ValueError, match="eps"):
