@@ -112,7 +112,7 @@ def test_registered_names_and_bad_arguments():
     assert isinstance(get_attack("apgd-ce"), APGD) and get_attack("apgd-ce").objective.loss_name == "ce"
     assert get_attack("apgd-dlr").objective.loss_name == "dlr"
     assert isinstance(get_attack("apgd-t", n_target_classes=3), APGDT) and not get_attack("apgd-t").targeted
-    for bad in (dict(steps=0), dict(restarts=0), dict(rho=0), dict(rho=1.5), dict(norm="l1"), dict(objective="nope")):
+    for bad in (dict(steps=0), dict(restarts=0), dict(rho=0), dict(rho=1.5), dict(norm="l3"), dict(objective="nope")):
         with pytest.raises(ValueError):
             APGD(**bad)
     with pytest.raises(ValueError, match="n_target_classes"):
