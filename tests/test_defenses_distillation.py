@@ -33,6 +33,14 @@ def test_student_objective_matches_the_teachers_soft_labels():
     assert not any(p.requires_grad for p in teacher.parameters())
 
 
+def test_both_stages_train_at_the_rate_times_the_root_of_the_temperature():
+    from robustcv.training import Recipe
+    from robustcv.training.fitting import distillation_lr
+
+    assert distillation_lr(Recipe(adv_train="distillation", lr=0.003, distill_temperature=100.0)) == pytest.approx(0.03)
+    assert distillation_lr(Recipe(adv_train="distillation", lr=0.01, distill_temperature=4.0)) == pytest.approx(0.02)
+
+
 def test_temperature_is_validated_and_hashed_only_when_used():
     with pytest.raises(ValueError, match="temperature"):
         Recipe(adv_train="distillation", distill_temperature=0.0)
@@ -62,6 +70,7 @@ def test_the_distilled_model_is_flagged_by_the_masking_checks(tmp_path):
     results = run_attack_stage(trained.checkpoint, EvalConfig(eps=[0.0, 0.05, 0.1, 0.2], headline_eps=0.1,
                                                                 natural=[], n=200), tmp_path / "run",
                                device=torch.device("cpu"), show_progress=False)
+    assert trained.metadata.test_metrics["accuracy"] >= 0.97  # as published: distillation costs no clean accuracy
     failed = {c.name for c in results.sanity_checks if not c.passed}
     masking = {"input gradients are not zero", "margin and DLR losses do not beat the evaluation",
                "a black-box attack does not beat the white-box ones", "random restarts do not lower robust accuracy"}

@@ -6,6 +6,8 @@ Both the single-model trainer (:mod:`robustcv.training.trainer`) and the ensembl
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -91,17 +93,32 @@ def _distill(splits: Splits, model_spec: ModelSpec, recipe: Recipe, task: TaskDe
              show_progress: bool) -> tuple[torch.nn.Module, list[dict[str, Any]], int]:
     """Defensive distillation: a teacher at temperature T, then a student on its soft labels.
 
-    The history is the student's, each epoch marked ``stage: student`` after the teacher's.
+    Both stages train at the recipe's learning rate times √T (:func:`distillation_lr`). The history
+    is the student's, each epoch marked ``stage: student`` after the teacher's.
     """
     from defenses.distillation import DistilledStudent, TemperedTeacher
 
     temperature = recipe.distill_temperature
+    recipe = dataclasses.replace(recipe, lr=distillation_lr(recipe))
     teacher, teacher_history, _ = _train(splits, model_spec, recipe, task, TemperedTeacher(temperature), device,
                                          show_progress)
     student, history, best = _train(splits, model_spec, recipe, task, DistilledStudent(teacher, temperature),
                                     device, show_progress)
     stages = [dict(h, stage="teacher") for h in teacher_history] + [dict(h, stage="student") for h in history]
     return student, stages, best
+
+
+def distillation_lr(recipe: Recipe) -> float:
+    """The learning rate of both distillation stages: the recipe's times √T.
+
+    At temperature T the logits must grow T-fold before ``softmax(logits / T)`` is as confident as
+    an ordinary model's softmax, and AdamW moves each weight by about the learning rate per step.
+    At the recipe's own rate the teacher's soft labels stay near uniform and the student learns
+    little: on digits at T=100 the student reached 0.48 clean accuracy (0.58 after 40 epochs); at
+    √T = 10 times the rate it reaches 0.989, as the standard recipe does (0.99), which is what
+    Papernot et al. report (distillation costs no clean accuracy).
+    """
+    return recipe.lr * math.sqrt(recipe.distill_temperature)
 
 
 @dataclass

@@ -107,6 +107,8 @@ class Recipe:
         data = self.to_dict()
         if self.adv_train != "distillation":
             data.pop("distill_temperature")
+        else:
+            data["distill_lr"] = "lr * sqrt(T)"  # the stages' rate since it changed: older checkpoints are stale
         if self.threshold == DEFAULT_THRESHOLD:
             data.pop("threshold")
         if self.ensemble_mode == ENSEMBLE_MODES[0]:
