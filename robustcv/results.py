@@ -86,7 +86,9 @@ class SanityCheck:
 
     ``model``/``defense`` empty: the check concerns every model/defense of the run. ``blocking``:
     when it fails, the figures carry no evidence (too few samples, non-finite outputs, a model no
-    better than chance) and the report gives no verdict of robustness.
+    better than chance) and the report gives no verdict of robustness. ``indicator``: the
+    indicator of attack failure it measures (Pintor et al. 2022, see
+    ``robustcv.evaluation.indicators``); when such a check fails the verdict is "inconclusive".
     """
 
     name: str
@@ -96,6 +98,7 @@ class SanityCheck:
     defense: str = "none"
     values: dict[str, Any] = field(default_factory=dict)
     blocking: bool = False
+    indicator: str = ""
 
 
 @dataclass

@@ -54,9 +54,11 @@ class Probe:
         x_adv = attack(self.attack_model, self.x.to(self.device), self.y.to(self.device), self.eps, keys=keys)
         return self.objective.quality(predict(self.judge, x_adv, self.device), self.y).cpu()
 
-    def check(self, name: str, robust: torch.Tensor, tolerance: float, found: str, values: dict) -> SanityCheck:
+    def check(self, name: str, robust: torch.Tensor, tolerance: float, found: str, values: dict,
+              indicator: str = "") -> SanityCheck:
         """Fail when ``robust`` (another attack's per-sample quality) lowers the reported figure by
-        more than ``tolerance`` on these samples (per sample the worse of the two counts)."""
+        more than ``tolerance`` on these samples (per sample the worse of the two counts);
+        ``indicator``: the indicator of attack failure the check stands for, if any."""
         reported = float(self.reported.float().mean())
         other = float(torch.minimum(robust.float(), self.reported.float()).mean())
         gap = reported - other
@@ -67,7 +69,7 @@ class Probe:
             detail += f" — the reported figure is {gap:.1%} too optimistic"
         return SanityCheck(name, passed, detail, self.model_name, self.defense,
                            {"eps": self.eps, "reported": round(reported, 6), "other": round(other, 6),
-                            "n": len(self.y), **values})
+                            "n": len(self.y), **values}, indicator=indicator)
 
 
 def masking_checks(probe: Probe) -> list[SanityCheck]:
@@ -88,7 +90,8 @@ def restarts_check(probe: Probe, restarts: int = 5) -> SanityCheck:
     attack = PGD(norm=config.norm, steps=config.steps, step_size=pgd_step_size(config, probe.eps),
                  restarts=restarts, objective=probe.objective, seed=config.seed + 1)
     return probe.check("random restarts do not lower robust accuracy", probe.robust(attack), RESTART_TOLERANCE,
-                       f"PGD-{config.steps} with {restarts} restarts", {"restarts": restarts})
+                       f"PGD-{config.steps} with {restarts} restarts", {"restarts": restarts},
+                       indicator="incomplete optimization")
 
 
 def loss_check(probe: Probe) -> SanityCheck:
@@ -130,4 +133,5 @@ def zero_gradient_check(probe: Probe) -> SanityCheck:
     return SanityCheck("input gradients are not zero", share <= ZERO_GRADIENT_SHARE,
                        f"{share:.1%} of the samples have a zero gradient of the {probe.objective.loss_name} loss "
                        f"(at most {ZERO_GRADIENT_SHARE:.0%} allowed)", probe.model_name, probe.defense,
-                       {"zero_share": round(share, 6), "n": len(probe.y)})
+                       {"zero_share": round(share, 6), "n": len(probe.y),
+                        "samples": zero.nonzero().flatten().tolist()[:20]}, indicator="unavailable gradients")

@@ -9,6 +9,7 @@ from torch import nn
 from attacks.objectives import Objective
 from robustcv.evaluation.config import SANITY_EPS, EvalConfig, pgd_step_size
 from robustcv.evaluation.evidence import evidence_checks
+from robustcv.evaluation.indicators import indicator_checks
 from robustcv.evaluation.masking import Probe, masking_checks, zero_gradient_check
 from robustcv.evaluation.outcome import Outcome, worst_case
 from robustcv.results import SanityCheck
@@ -41,7 +42,12 @@ def sanity_checks(model_name: str, model: nn.Module, runs: Sequence, samples, ob
                       run.worst.sample_scores(config.headline_index)[:SANITY_SAMPLES], objective, config, device)
         # Randomized defenses are judged by noisy draws, the probes would mostly measure noise; a
         # targeted run does not try to maximize errors, so untargeted probes would always beat it.
-        checks += [zero_gradient_check(probe)] if run.randomized or targeted else masking_checks(probe)
+        if run.randomized or targeted:
+            checks.append(zero_gradient_check(probe))
+            continue
+        checks += masking_checks(probe)
+        if task_of(objective).class_checks:
+            checks += indicator_checks(probe, transfer=run.strongest_attack_model is not run.judge)
     return checks
 
 
@@ -149,10 +155,13 @@ def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch
     attack = PGD(norm=config.norm, steps=config.steps, random_start=True, seed=config.seed,
                  objective=objective.with_loss(task.large_eps_loss))
     x_adv = attack(model, x.to(device), y.to(device), eps, keys=torch.arange(len(x), device=device))
-    acc = float(objective.quality(predict(model, x_adv, device), y).mean())
+    quality = objective.quality(predict(model, x_adv, device), y).float().cpu()
+    acc = float(quality.mean())
+    survivors = (quality > 0.5).nonzero().flatten().tolist()
     return SanityCheck(f"accuracy reaches ~0 at a very large eps ({eps})", acc <= max_accuracy,
                        f"PGD-{config.steps} robust accuracy {acc:.4f} at eps {eps} (must be ≤ {max_accuracy})",
-                       model_name, "none", {"eps": eps, "robust_accuracy": acc, "n": len(y)})
+                       model_name, "none", {"eps": eps, "robust_accuracy": acc, "n": len(y),
+                                            "samples": survivors[:20]}, indicator="unconstrained attack failure")
 
 
 def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, judge: nn.Module, samples,
@@ -193,4 +202,5 @@ def more_steps_check(model_name: str, defense: str, attack_model: nn.Module, jud
                        f"PGD-{config.steps}: {base:.4f}, PGD-{4 * config.steps}: {more:.4f} "
                        f"at eps {config.headline_eps:.4g}" + (" (attack not converged: raise --steps)"
                                                                if more < base - 0.05 else ""),
-                       model_name, defense, {"steps": [config.steps, 4 * config.steps], "robust_accuracy": [base, more]})
+                       model_name, defense, {"steps": [config.steps, 4 * config.steps], "robust_accuracy": [base, more]},
+                       indicator="incomplete optimization")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from robustcv.attack_failures import INDICATORS
 from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Badge, Block, Cell, Heading, Table, Text
 from robustcv.report.formatting import fmt_text
@@ -21,7 +22,32 @@ def sanity(ctx: Context) -> list[Block]:
     if not rows:
         return blocks + [Text("Sanity checks: " + NOT_MEASURED + ".", "note")]
     blocks.append(Table(["Run", "Model", "Defense", "Check", "Result", "Detail", "Numbers"], rows))
-    return blocks
+    return blocks + indicators(ctx)
+
+
+def indicators(ctx: Context) -> list[Block]:
+    """The six indicators of attack failure (Pintor et al. 2022): each one's state per run, model
+    and defense, what it means, and the samples that triggered it."""
+    rows: list[list[Cell]] = []
+    for run in ctx.runs:
+        found: dict[tuple[str, str, str], list] = {}
+        for c in run.results.sanity_checks:
+            if c.indicator:
+                found.setdefault((c.model or "all", c.defense or "all", c.indicator), []).append(c)
+        for (model, defense, name), checks in found.items():
+            fired = [c for c in checks if not c.passed]
+            samples = sorted({s for c in fired for s in (c.values or {}).get("samples", [])})
+            rows.append([run.name, model, defense, name, Badge("TRIGGERED" if fired else "clear", not fired),
+                         INDICATORS[name].meaning if name in INDICATORS else "",
+                         ", ".join(map(str, samples[:20])) or "—"])
+    if not rows:
+        return []
+    return [Heading("Indicators of attack failure", anchor="indicators"),
+            Text("Pintor et al. (NeurIPS 2022): each indicator names a way gradient attacks fail silently and leave "
+                 "the robust figure too high. A triggered indicator makes the verdict inconclusive. Samples are "
+                 "indices into the evaluated set.", "note"),
+            Table(["Run", "Model", "Defense", "Indicator", "State", "What it means", "Samples that triggered it"],
+                  rows)]
 
 
 def _rounded(value: Any) -> Any:

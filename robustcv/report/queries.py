@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from robustcv.attack_failures import inconclusive_reason
 from robustcv.report.formatting import fmt_eps
 from robustcv.report.loading import RunData
 from robustcv.results import Record
@@ -220,16 +221,21 @@ def _fooled(run: RunData, model: str, defense: str, eps: float | None, worst: li
     return None
 
 
-def verdict(h: Headline, failed_checks: int = 0, blocking: Sequence[str] = ()) -> str:
+def verdict(h: Headline, failed_checks: int = 0, blocking: Sequence[str] = (), indicators: Sequence[str] = ()) -> str:
     """One line a reader can act on, e.g. ``not robust: PGD fools 98% at eps 0.1``.
 
     ``blocking``: the names of failed checks that leave the figures without evidence (too few
     samples, non-finite outputs, a model no better than chance): then no verdict is given.
+    ``indicators``: the indicators of attack failure that fired (Pintor et al. 2022): the attacks
+    may have failed, so the verdict is "inconclusive" and says why in plain words.
     """
     if blocking:
         return f"inconclusive (failed: {'; '.join(blocking)}): these figures support no verdict"
     if h.robust is None or h.eps is None:
         return "not measured: no attack at the headline eps"
+    if indicators:
+        return (f"inconclusive: {inconclusive_reason(list(dict.fromkeys(indicators)))} — the robust figure "
+                f"{h.robust:.3g} at eps {fmt_eps(h.eps)} may be too high; a stronger or adaptive attack is needed")
     who = h.attack or "the attack"
     where = f"at eps {fmt_eps(h.eps)}"
     fooled = h.fooled if h.fooled is not None else 0.0

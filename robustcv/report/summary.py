@@ -59,8 +59,9 @@ def _checks_alert(ctx: Context, failed: list) -> Block:
 def _summary_row(h: Headline, failed: list) -> list[str]:
     mine = [c for run, c in failed if run.name == h.run and concerns(c, h)]
     blocking = [c.name for c in mine if c.blocking]
+    indicators = [c.indicator for c in mine if c.indicator]
     return [h.run, h.model, h.defense, fmt_interval(h.clean, h.clean_ci), fmt_eps(h.eps),
-            fmt_interval(h.robust, h.robust_ci), verdict(h, len(mine), blocking)]
+            fmt_interval(h.robust, h.robust_ci), verdict(h, len(mine), blocking, indicators)]
 
 
 def robust_vs_eps(ctx: Context) -> list[Block]:
