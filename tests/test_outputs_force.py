@@ -20,7 +20,7 @@ from fault_helpers import assert_one_line, image_folder, run_cli
 from robustcv.errors import UserError
 from robustcv.outputs import MANIFEST, OutputKind, check_replaceable, claim_output
 from robustcv.results import RunResults
-from test_outputs_safety import attack, checkpoint, hidden, make_run, manifest, stage, tree, work  # noqa: F401
+from test_outputs_safety import IS_ROOT, attack, checkpoint, hidden, make_run, manifest, stage, tree, work  # noqa: F401
 from test_report_synthetic import make_run as synthetic_run
 
 FULL = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
@@ -312,3 +312,37 @@ def test_model_safetensors_is_written_with_the_usual_mode(checkpoint):
     expected = 0o666 & ~umask
     for name in ("model.safetensors", "model.json", MANIFEST):
         assert stat.S_IMODE((checkpoint / name).stat().st_mode) == expected, name
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. the same faults through the Python API
+
+
+@pytest.mark.parametrize("message, raised", [(FULL, UserError), ("Error while serializing: odd", SafetensorError)],
+                         ids=["disk-full-is-a-user-error", "any-other-error-stays-a-bug"])
+def test_save_checkpoint_faults(tmp_path, monkeypatch, message, raised):
+    import robustcv.checkpoint
+    from fault_helpers import digits_checkpoint
+
+    def failing(tensors, filename, metadata=None):
+        raise SafetensorError(message)
+
+    monkeypatch.setattr(robustcv.checkpoint, "save_file", failing)
+    with pytest.raises(raised) as info:
+        digits_checkpoint(tmp_path / "ck")
+    if raised is UserError:
+        assert str(info.value).startswith(f"cannot write {tmp_path / 'ck' / 'model.safetensors'}: no space left")
+    assert list(tmp_path.iterdir()) == []  # no staging folder, no lock, no half checkpoint
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root ignores file modes (the monkeypatched cases above run everywhere)")
+def test_a_read_only_folder_refuses_the_api_report(results, work, tmp_path):
+    folder = work / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="permission denied"):
+            results.report(folder / "rep")
+    finally:
+        folder.chmod(0o755)
+    assert list(folder.iterdir()) == []
