@@ -83,10 +83,16 @@ class EvalResults:
 
     def report(self, out_dir: str | Path, *, formats: Sequence[str] = ("html", "md"),
                force: bool = False) -> dict[str, Path]:
-        """Write the report ``robustcv attack`` writes (``report.html``, ``report.md``) into ``out_dir``."""
+        """Write the report ``robustcv attack`` writes (``report.html``, ``report.md``) into ``out_dir``.
+
+        The folder is claimed as ``robustcv report --out`` claims it: built in staging and swapped in
+        whole; a folder holding files robustcv did not write, the working directory, its parents and
+        the home folder are refused (``UserError``) even with ``force``, which replaces only an
+        earlier robustcv report.
+        """
         from robustcv.report import render_report
 
-        return render_report([self.run_dir], out_dir, formats=tuple(formats), force=force)
+        return render_report([self.run_dir], out_dir, formats=tuple(formats), force=force, option="out_dir")
 
 
 def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | str] | None = None,

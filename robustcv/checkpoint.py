@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from robustcv.data.base import DataInfo, DataSpec
 from robustcv.data.drift import class_fingerprint
 from robustcv.errors import UserError
 from robustcv.models.spec import ModelSpec
-from robustcv.outputs import OutputKind, claim_output
+from robustcv.outputs import OutputKind, claim_output, safetensors_os_error
+from robustcv.results import current_umask
 
 MODEL_SCHEMA = "robustcv.model/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -91,9 +93,21 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, metadata: ModelMeta
 
 
 def write_checkpoint_files(directory: Path, model: torch.nn.Module, metadata: ModelMetadata) -> None:
-    """Write ``model.safetensors`` and ``model.json`` into an existing (staging) folder."""
+    """Write ``model.safetensors`` and ``model.json`` into an existing (staging) folder.
+
+    Raises:
+        OSError: a write fault (a full disk included, which safetensors reports otherwise).
+    """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_FILE))
+    weights = directory / WEIGHTS_FILE
+    try:
+        save_file(state, str(weights))
+    except SafetensorError as exc:  # a full disk is a SafetensorError, not an OSError: give the OSError back
+        fault = safetensors_os_error(exc, weights)
+        if fault is None:
+            raise
+        raise fault from None
+    os.chmod(weights, 0o666 & ~current_umask())  # safetensors creates it 0o600; every other file is 0o644
     meta = dict(metadata.to_dict(), schema=MODEL_SCHEMA)
     (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 

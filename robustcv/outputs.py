@@ -22,6 +22,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -31,6 +32,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Mapping
+
+from safetensors import SafetensorError
 
 from robustcv.errors import UserError
 from robustcv.results import current_umask, write_json_atomic
@@ -137,27 +140,71 @@ def check_protected(target: Path, kind: OutputKind, protect: Mapping[str, Path] 
 
 
 def check_replaceable(target: Path, kind: OutputKind, *, force: bool, option: str = "--out") -> None:
-    """Refuse an existing non-empty ``target`` unless it is a robustcv ``kind`` output and ``force``."""
+    """Refuse an existing non-empty ``target`` unless it is a robustcv ``kind`` output holding
+    nothing but the files its manifest lists, and ``force``."""
     if not target.is_dir() or not any(target.iterdir()):
         return
     found = output_kind(target)
     if found is None:
         names = sorted(e.name for e in target.iterdir())
-        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
-        raise UserError(f"{target} holds files robustcv did not write ({shown}; no {MANIFEST}), so --force will "
-                        f"not replace it; choose another {option}")
+        raise UserError(_foreign_message(target, names, option, f"no {MANIFEST}"))
     if found != kind:
         raise UserError(f"{target} is a robustcv {found.value}, not a {kind.value}; choose another {option}")
+    listed = read_manifest(target)
+    extra = [] if listed is None else foreign_entries(target, listed.get("files"))
+    if extra:
+        raise UserError(_foreign_message(target, extra, option, f"not in its {MANIFEST}"))
     if not force:
         raise UserError(f"{kind.value} directory {target} already exists (use --force to replace it, or {option})")
 
 
+def _foreign_message(target: Path, names: list[str], option: str, why: str) -> str:
+    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    return (f"{target} holds files robustcv did not write ({shown}; {len(names)} in all, {why}), so --force will "
+            f"not replace it; move them out or choose another {option}")
+
+
+def foreign_entries(directory: Path, files: object) -> list[str]:
+    """What ``directory`` holds beyond the manifest's ``files`` (relative POSIX paths): files and
+    symlinks by path, a folder holding none of the listed files as ``name/``; sorted."""
+    listed = {f for f in files if isinstance(f, str)} if isinstance(files, list) else set()
+    folders = {parent for name in listed for parent in _parents(name)}
+    found: list[str] = []
+
+    def walk(folder: Path, prefix: str) -> None:
+        for entry in sorted(folder.iterdir()):
+            name = prefix + entry.name
+            if entry.is_dir() and not entry.is_symlink() and name in folders:
+                walk(entry, name + "/")
+            elif entry.is_dir() and not entry.is_symlink():
+                found.append(name + "/")
+            elif name != MANIFEST and (entry.is_symlink() or not entry.is_file() or name not in listed):
+                found.append(name)
+
+    walk(directory, "")
+    return found
+
+
+def _parents(name: str) -> list[str]:
+    """``"a/b/c.png"`` -> ``["a", "a/b"]``."""
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[:i + 1]) for i in range(len(parts))]
+
+
+def read_manifest(directory: Path) -> dict | None:
+    """The parsed ``.robustcv.json`` of ``directory``, or None when absent or not ours."""
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("schema") == MANIFEST_SCHEMA:
+            return data
+    return None
+
+
 def output_kind(directory: Path) -> OutputKind | None:
     """The kind of robustcv output ``directory`` is: from its manifest, else by its legacy layout."""
-    manifest = directory / MANIFEST
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        if data.get("schema") == MANIFEST_SCHEMA:
+    data = read_manifest(directory)
+    with contextlib.suppress(KeyError, ValueError, TypeError):
+        if data is not None:
             return OutputKind(data["kind"])
     return next((kind for kind, legacy in _LEGACY.items() if legacy.matches(directory)), None)
 
@@ -274,20 +321,41 @@ class Output:
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
         """A fresh hidden folder beside the target, swapped in (with a manifest) when the block
-        ends; deleted, leaving the old output as it was, when the block raises."""
+        ends; deleted, leaving the old output as it was, when the block raises. A full disk or a
+        read-only folder while writing in it is one line naming the file at its final place."""
         if not self.enabled:  # another rank of a distributed job: rank 0 writes
             yield self.target
             return
-        staging = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f"{self.stem}.staging-"))
+        with one_line_faults(where=self.target.parent):
+            staging = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f"{self.stem}.staging-"))
         try:
             staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0o700; give the usual permissions
             yield staging
             write_manifest(staging, self.kind)
             check_replaceable(self.target, self.kind, force=True, option=self.option)  # still ours?
             self._swap(staging)
+        except (OSError, SafetensorError) as exc:
+            message = self._write_fault(exc, staging)
+            if message is None:
+                raise
+            raise UserError(message) from None
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+    def _write_fault(self, exc: BaseException, staging: Path) -> str | None:
+        """One line for a write fault (full disk, read-only, no permission) in ``staging`` or the
+        swap, naming the file where it was to go; None for any other error."""
+        fault = exc if isinstance(exc, OSError) else safetensors_os_error(exc)
+        if fault is None or fault.errno not in WRITE_FAULTS:
+            return None
+        where = self.target
+        if fault.filename:
+            path = Path(os.path.abspath(os.fsdecode(fault.filename)))
+            if path != staging and staging not in path.parents:
+                return None  # not a file of this output (a cache, a dataset): the caller's to describe
+            where = self.target / path.relative_to(staging)
+        return f"cannot write {where}: {_FAULTS[fault.errno]} ({self.target} was left as it was)"
 
     def _swap(self, staging: Path) -> None:
         """Old aside, new in, old deleted; the old one comes back if the new cannot go in."""
@@ -430,6 +498,19 @@ _FAULTS = {
     errno.ELOOP: "too many levels of symlinks", errno.ENOENT: "no such file or folder (a dangling symlink?)",
     errno.EEXIST: "something is already there",
 }
+
+
+WRITE_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def safetensors_os_error(exc: BaseException, filename: str | Path | None = None) -> OSError | None:
+    """The ``OSError`` inside a safetensors error (``IoError(Os { code: 28, ... })``: it raises
+    ``SafetensorError``, not ``OSError``, on a full disk), or None when it holds none."""
+    found = re.search(r"\bcode: (\d+)", str(exc))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), None if filename is None else str(filename))
 
 
 def describe_os_error(exc: OSError) -> str | None:

@@ -180,7 +180,7 @@ def write_study(staging: Path, name: str, seeds: Sequence[int], runs: Sequence["
 
 def render_report_into(output: Output, runs: Sequence[Path]) -> None:
     """The report of ``runs`` (html and md) into a claimed report folder."""
-    from robustcv.report import render_report
+    from robustcv.report import write_report
 
     with output.staging() as staging:
-        render_report(list(runs), staging, formats=("html", "md"))
+        write_report(list(runs), staging, formats=("html", "md"))

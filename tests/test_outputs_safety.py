@@ -372,14 +372,15 @@ def test_file_system_faults_are_one_line(case, checkpoint, work, tmp_path, monke
 
 
 class FakeReport:
-    """Stands in for ``render_report``: writes the chosen formats, then raises ``fail`` if set."""
+    """Stands in for ``write_report`` (what ``render_report`` writes into its staging folder):
+    writes the chosen formats, then raises ``fail`` if set."""
 
     def __init__(self) -> None:
         self.fail: BaseException | None = None
 
-    def __call__(self, run_dirs, out_dir, formats=("html", "md"), force=False):
-        Path(out_dir).mkdir(parents=True, exist_ok=True)  # as render_report does
-        paths = {f: Path(out_dir) / f"report.{f}" for f in formats}
+    def __call__(self, runs, folder, formats=("html", "md")):
+        Path(folder).mkdir(parents=True, exist_ok=True)  # as write_report does
+        paths = {f: Path(folder) / f"report.{f}" for f in formats}
         for path in paths.values():
             path.write_text(f"<title>Robustness report</title> {uuid.uuid4().hex}")
         if self.fail is not None:
@@ -407,10 +408,10 @@ REPORT_CASES = [
 
 @pytest.mark.parametrize("case", REPORT_CASES, ids=[c.id for c in REPORT_CASES])
 def test_report_out_follows_the_same_rules(case, checkpoint, work, tmp_path, monkeypatch, capsys, stage):
-    import robustcv.report
+    import robustcv.report.render
 
     fake = FakeReport()
-    monkeypatch.setattr(robustcv.report, "render_report", fake)
+    monkeypatch.setattr(robustcv.report.render, "write_report", fake)
     make_run(capsys, checkpoint, work / "runs" / "r")
     assert run_cli(capsys, "report", "runs/r", "--out", "rep")[0] == 0
     case.setup(work)

@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from robustcv.console import stdout
-from robustcv.outputs import OutputKind, claim_output
 
 
 @click.command("report")
@@ -17,7 +16,6 @@ from robustcv.outputs import OutputKind, claim_output
 def report_command(runs: tuple[str, ...], out: str | None, formats: str, force: bool) -> None:
     """Write report.html / report.md (and plots) from RUN directories' results.json."""
     from robustcv.report import render_report
-    from robustcv.report.loading import load_runs
 
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     bad = set(chosen) - {"html", "md"}
@@ -26,11 +24,9 @@ def report_command(runs: tuple[str, ...], out: str | None, formats: str, force: 
     for run in runs:
         if not (Path(run) / "results.json").is_file():
             raise click.BadParameter(f"{run} has no results.json (run `robustcv attack` first)", param_hint="RUNS")
-    load_runs([Path(r) for r in runs])  # validated before any output is claimed
     out_dir = Path(out) if out else Path("reports") / Path(runs[0]).name
-    protect = {"the models folder": Path("models"), **{f"the run {r}": Path(r) for r in runs}}
-    with claim_output(out_dir, OutputKind.REPORT, force=force, protect=protect) as output:
-        with output.staging() as staging:
-            paths = render_report([Path(r) for r in runs], staging, formats=chosen)
+    # runs validated first, then the folder claimed, staged and swapped in (render_report does both)
+    paths = render_report([Path(r) for r in runs], out_dir, formats=chosen, force=force, option="--out",
+                          protect={"the models folder": Path("models"), **{f"the run {r}": Path(r) for r in runs}})
     for kind, path in paths.items():
-        stdout.print(f"{kind}: {out_dir / path.name}")
+        stdout.print(f"{kind}: {path}")
