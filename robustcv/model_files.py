@@ -47,7 +47,9 @@ SCRIPT_FAILURE = "The following operation failed in the TorchScript interpreter"
 # Globals a tensor pickle needs (torch.save of tensors, TorchScript's data and debug pickles).
 _TENSOR_GLOBALS = re.compile(r"torch\._utils _rebuild_tensor_v2|torch\._utils _rebuild_parameter|"
                              r"collections OrderedDict|torch [A-Za-z]*Storage|torch\.jit\._pickle [a-z_]+")
-_SCRIPT_GLOBALS = re.compile(r"__torch__(\.[A-Za-z_]\w*)* [A-Za-z_]\w*")
+# TorchScript classes, but not C++ custom classes (``__torch__.torch.classes``: their native
+# ``__setstate__`` runs while loading, on the file's data).
+_SCRIPT_GLOBALS = re.compile(r"__torch__(?!\.torch\.classes\.)(\.[A-Za-z_]\w*)* [A-Za-z_]\w*")
 _UNREAD_OPCODES = {"STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"}  # globals we could not check
 _EXPORT_DIRS = ("models/", "data/weights/", "data/constants/", "data/sample_inputs/", "extra/")
 _EXPORT_FILES = ("archive_format", "archive_version", ".data/version", ".data/serialization_id", "byteorder")

@@ -350,3 +350,39 @@ def test_torchvision_detection_ops_are_allowed(tmp_path):
     loaded = load_model_file(save_script(model, tmp_path / "det.pt"))
     with torch.no_grad():
         assert torch.allclose(loaded(X), model(X), atol=1e-6)
+
+
+class Prints(Head):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        print("side effect")
+        return self.head(x.flatten(1))
+
+
+def test_print_in_scripted_code_is_refused(tmp_path):
+    with pytest.raises(UserError, match="prim::Print"):
+        load_model_file(save_script(Prints("unused"), tmp_path / "prints.pt"))
+
+
+def test_a_member_present_twice_is_refused(tmp_path):
+    """Python's zipfile reads the last copy of a name, torch's reader may read the first: the
+    __setstate__ check could read a harmless copy while torch compiles the other."""
+    good = save_script(Head("unused"), tmp_path / "good.pt")
+    twice = tmp_path / "twice.pt"
+    with zipfile.ZipFile(good) as zin:
+        members = [(name, zin.read(name)) for name in zin.namelist()]
+    code = next(m for m in members if "/code/" in m[0] and m[0].endswith(".py"))
+    with zipfile.ZipFile(twice, "w") as zout, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        for name, data in [*members, code]:
+            zout.writestr(name, data)
+    with pytest.raises(UserError, match="twice"):
+        load_model_file(twice)
+
+
+def test_a_cpp_custom_class_in_the_archive_is_refused(tmp_path):
+    """``torch.classes`` objects (here quantized packed weights) are rebuilt by native
+    ``__setstate__`` code while loading: refused before torch reads the file."""
+    model = torch.ao.quantization.quantize_dynamic(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), {nn.Linear},
+                                                   dtype=torch.qint8)
+    with pytest.raises(UserError, match="torch.classes"):
+        load_model_file(save_script(model, tmp_path / "quantized.pt"))
