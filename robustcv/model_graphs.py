@@ -57,11 +57,15 @@ def allowed_kind(kind: str) -> bool:
 
 def check_script_module(path: Path, module: torch.jit.ScriptModule) -> None:
     """Refuse a loaded TorchScript module any of whose runnable graphs leaves the allowlist."""
-    for where, graph in script_graphs(module):
-        for node in _nodes(graph.nodes()):
-            problem = _node_problem(node)
-            if problem:
-                raise UserError(f"{path}: {where} {problem}; refused (a model file may run only {ALLOWED})")
+    try:
+        for where, graph in script_graphs(module):
+            for node in _nodes(graph.nodes()):
+                problem = _node_problem(node)
+                if problem:
+                    raise UserError(f"{path}: {where} {problem}; refused (a model file may run only {ALLOWED})")
+    except RuntimeError as exc:  # torch could not inline or read a graph: unchecked, so not run
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{path}: robustcv cannot read every graph of the model ({first}); refused") from None
 
 
 def script_graphs(module: torch.jit.ScriptModule) -> Iterator[tuple[str, Any]]:

@@ -87,6 +87,17 @@ def with_pre_hook(target: str) -> nn.Module:
     return model
 
 
+class HookedChild(nn.Module):
+    """The hook sits on a submodule: the parent's graph calls the child, hook and all."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.child = with_hook(target)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.child(x)
+
+
 class InForward(Head):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         torch.save(x, self.target)
@@ -173,6 +184,7 @@ PAYLOADS = [
     Payload("interface call", ThroughInterface, call),
     Payload("forward hook", with_hook, call),
     Payload("forward pre-hook", with_pre_hook, call),
+    Payload("submodule's hook", HookedChild, call),
     Payload("forward itself", InForward, call),
     Payload("exported method", ExportedMethod, lambda m: m.features(X)),
     Payload("module list", InModuleList, call),
