@@ -4,6 +4,8 @@ compiles to ``aten::save``) through every path TorchScript offers besides ``forw
 Each case is shown LIVE first (``torch.jit.load`` and a call write the file), then refused by
 ``robustcv attack --model-file`` with one line and exit 2, the file never written and no run folder.
 A legitimate model with submodules, a ModuleList and a scripted helper still loads, logits unchanged.
+Then the archive itself: altered tensor data (CRC), a duplicated member, C++ custom classes, and
+the messages for a truncated or empty file and for images of the wrong shape.
 """
 # no `from __future__ import annotations`: TorchScript reads the interface annotations as types
 
@@ -20,6 +22,7 @@ from torch import nn
 from fault_helpers import assert_one_line, run_cli
 from robustcv.errors import UserError
 from robustcv.model_files import load_model_file
+from robustcv.model_graphs import allowed_kind, check_graph_modules
 
 SMALL = ["--n", "30", "--eps", "0,0.05", "--attack", "fgsm", "--natural", "none", "--no-report", "--quiet"]
 X = torch.rand(2, 1, 8, 8)  # digits: one channel, 8x8, 10 classes
@@ -330,8 +333,6 @@ def test_an_interface_call_is_refused_even_to_a_harmless_module(tmp_path):
 
 def test_a_graph_module_inside_an_exported_graph_is_checked_too(tmp_path):
     """``.pt2``: every GraphModule below the program's is read, not only the top graph."""
-    from robustcv.model_graphs import check_graph_modules
-
     inner = torch.fx.Graph()
     x = inner.placeholder("x")
     inner.call_function(torch.ops.aten.save.default, (x, str(tmp_path / "MARKER")))
@@ -398,3 +399,13 @@ def test_a_cpp_custom_class_in_the_archive_is_refused(tmp_path):
                                                    dtype=torch.qint8)
     with pytest.raises(UserError, match="torch.classes"):
         load_model_file(save_script(model, tmp_path / "quantized.pt"))
+
+
+@pytest.mark.parametrize("kind, allowed", [
+    ("aten::add", True), ("prims::mul", True), ("prim::If", True), ("prim::Loop", True), ("torchvision::nms", True),
+    ("aten::save", False), ("aten::from_file", False), ("aten::_print", False), ("prim::Print", False),
+    ("prim::PythonOp", False), ("prim::Enter", False), ("prim::fork", False), ("prim::CallMethod", False),
+    ("debugprims::load_tensor", False), ("quantized::linear", False), ("torchvision::unknown", False),
+])
+def test_the_operator_allowlist(kind, allowed):
+    assert allowed_kind(kind) is allowed
