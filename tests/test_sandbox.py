@@ -409,3 +409,14 @@ def test_a_cpp_custom_class_in_the_archive_is_refused(tmp_path):
 ])
 def test_the_operator_allowlist(kind, allowed):
     assert allowed_kind(kind) is allowed
+
+
+def test_every_registered_aten_operator_named_for_files_is_refused():
+    """Read from torch's own operator list, so a torch that adds such an operator fails here."""
+    import re
+
+    names = {schema.name for schema in torch._C._jit_get_all_schemas()}
+    file_ops = {n for n in names
+                if n.startswith(("aten::", "prims::")) and re.search(r"::_*(save|load|open|mmap)|file", n)}
+    assert {"aten::save", "aten::from_file"} <= file_ops
+    assert not [n for n in file_ops if allowed_kind(n)]
