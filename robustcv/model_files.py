@@ -17,9 +17,11 @@ So the file is read once into memory and checked first; torch then loads those s
 every pickle inside may name only tensor-rebuilding globals (checked opcode by opcode, nothing
 unpickled); a ``.pt2`` may hold no pickled weights, constants or objects, no native code, no
 guard code, and only arithmetic in its shape expressions; a TorchScript archive may define no
-``__setstate__``. After loading, the graph may call only ``aten``/``prims`` operators (TorchScript:
-also ``prim``), never the file operators. Anything else is a one-line ``UserError``. A plain
-``torch.save`` pickle of a whole model is refused outright.
+``__setstate__``. Every member's CRC is checked first (altered tensor data is refused), and no
+member name may appear twice (torch and Python's zipfile could read different copies). After
+loading, every graph the model can run must pass :mod:`robustcv.model_graphs`' allowlist.
+Anything else is a one-line ``UserError``. A plain ``torch.save`` pickle of a whole model is
+refused outright.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import pickletools
 import re
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -36,15 +39,17 @@ import torch
 from torch import nn
 
 from robustcv.errors import UserError
+from robustcv.model_graphs import check_graph_modules, check_script_module
 
 MAX_BYTES = 4 << 30  # a model file larger than this is not read into memory
-FILE_OPS = frozenset({"aten::save", "aten::from_file"})
-GRAPH_NAMESPACES = frozenset({"aten", "prims"})
-SCRIPT_NAMESPACES = GRAPH_NAMESPACES | {"prim"}
+ZIP_MAGIC = b"PK\x03\x04"
+SCRIPT_FAILURE = "The following operation failed in the TorchScript interpreter"
 # Globals a tensor pickle needs (torch.save of tensors, TorchScript's data and debug pickles).
 _TENSOR_GLOBALS = re.compile(r"torch\._utils _rebuild_tensor_v2|torch\._utils _rebuild_parameter|"
                              r"collections OrderedDict|torch [A-Za-z]*Storage|torch\.jit\._pickle [a-z_]+")
-_SCRIPT_GLOBALS = re.compile(r"__torch__(\.[A-Za-z_]\w*)* [A-Za-z_]\w*")
+# TorchScript classes, but not C++ custom classes (``__torch__.torch.classes``: their native
+# ``__setstate__`` runs while loading, on the file's data).
+_SCRIPT_GLOBALS = re.compile(r"__torch__(?!\.torch\.classes\.)(\.[A-Za-z_]\w*)* [A-Za-z_]\w*")
 _UNREAD_OPCODES = {"STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"}  # globals we could not check
 _EXPORT_DIRS = ("models/", "data/weights/", "data/constants/", "data/sample_inputs/", "extra/")
 _EXPORT_FILES = ("archive_format", "archive_version", ".data/version", ".data/serialization_id", "byteorder")
@@ -70,10 +75,23 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> nn.
     try:
         kind = file_kind(path, data)
         archive = zipfile.ZipFile(io.BytesIO(data))
+        check_archive(path, archive)
         model = _load_exported(path, data, archive) if kind == "export" else _load_torchscript(path, data, archive)
-    except (zipfile.BadZipFile, EOFError) as exc:  # a truncated or damaged archive
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:  # a truncated or damaged archive
         raise UserError(f"{path} is a damaged zip archive: {_first_line(exc)}") from None
     return model.to(device).eval()
+
+
+def check_archive(path: Path, archive: zipfile.ZipFile) -> None:
+    """Every member read back against its CRC, and no member name twice."""
+    names = archive.namelist()
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"{path} holds the member {twice} twice; refused (torch and robustcv could read different "
+                        "copies)")
+    bad = archive.testzip()
+    if bad is not None:
+        raise UserError(f"{path}: the member {bad} fails its CRC check (the file was altered or damaged); refused")
 
 
 def _read(path: Path) -> bytes:
@@ -86,8 +104,13 @@ def _read(path: Path) -> bytes:
 
 def file_kind(path: Path, data: bytes) -> str:
     """``"torchscript"`` or ``"export"``; ``UserError`` for a pickle or anything else."""
+    if not data:
+        raise UserError(f"{path} is empty (0 bytes), not a model file")
     if not zipfile.is_zipfile(io.BytesIO(data)):
-        if data[:1] == b"\x80" or path.suffix in (".pt", ".pth", ".pkl", ".bin"):
+        if data.startswith(ZIP_MAGIC):
+            raise UserError(f"{path} is a truncated or damaged zip archive (its table of contents is missing); "
+                            "save or copy the model file again")
+        if data[:1] == b"\x80":
             raise UserError(f"{path} is a pickle (torch.save of a model), which robustcv never unpickles; "
                             "export it (torch.export.save to .pt2, or torch.jit.save) or save weights as safetensors")
         raise UserError(f"{path} is not a TorchScript archive or a torch.export .pt2 file")
@@ -135,10 +158,17 @@ def _load_exported(path: Path, data: bytes, archive: zipfile.ZipFile) -> nn.Modu
             program = torch.export.load(io.BytesIO(data))
         except Exception as exc:  # torch's own failure on a file that passed the checks
             raise UserError(f"torch.export.load cannot read {path}: {_first_line(exc)}") from None
-    for module in program.graph_module.modules():
-        if isinstance(module, torch.fx.GraphModule):
-            _check_graph_nodes(path, module.graph.nodes)
-    return FileModel(program.module(), fixed_mode=True)
+    check_graph_modules(path, program.graph_module)  # program.module() adds torch's own input guards
+    return FileModel(program.module(), fixed_mode=True, input_shape=_input_shape(program))
+
+
+def _input_shape(program: Any) -> tuple[int | None, ...] | None:
+    """The shape the program's one image input was exported for (None where a dimension is dynamic)."""
+    names = set(program.graph_signature.user_inputs)
+    shapes = [node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder" and node.name in names]
+    if len(shapes) != 1 or not isinstance(shapes[0], torch.Tensor):
+        return None
+    return tuple(d if isinstance(d, int) else None for d in shapes[0].shape)
 
 
 def _check_export_archive(path: Path, archive: zipfile.ZipFile) -> None:
@@ -253,33 +283,20 @@ def _json(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
         raise UserError(f"{path}: {_inner(name)} is not valid JSON") from None
 
 
-def _check_graph_nodes(path: Path, nodes: Iterable[torch.fx.Node]) -> None:
-    import operator
-
-    for node in nodes:
-        if node.op in ("placeholder", "output", "get_attr"):
-            continue
-        target = node.target
-        if node.op == "call_function" and target is operator.getitem:
-            continue
-        if node.op == "call_function" and isinstance(target, torch._ops.OpOverload):
-            if target.namespace in GRAPH_NAMESPACES and target.name().split(".")[0] not in FILE_OPS:
-                continue
-        raise UserError(f"{path} calls {getattr(target, '__name__', target)}, which robustcv does not run "
-                        f"(only {'/'.join(sorted(GRAPH_NAMESPACES))} operators without file access)")
-
-
 class FileModel(nn.Module):
     """A loaded model file as a plain ``nn.Module`` (``requires_grad_`` and friends work).
 
     An exported program's mode was fixed when it was exported: there ``eval()``/``train()`` only
-    set the flag; a TorchScript module switches its own.
+    set the flag; a TorchScript module switches its own. ``input_shape`` is the image batch shape
+    an exported program was made for (None in a dynamic dimension), None when the file does not say.
     """
 
-    def __init__(self, module: nn.Module, fixed_mode: bool) -> None:
+    def __init__(self, module: nn.Module, fixed_mode: bool,
+                 input_shape: tuple[int | None, ...] | None = None) -> None:
         super().__init__()
         self.module = module
         self.fixed_mode = fixed_mode
+        self.input_shape = input_shape
 
     def train(self, mode: bool = True) -> "FileModel":
         if self.fixed_mode:
@@ -288,42 +305,46 @@ class FileModel(nn.Module):
         return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x)
+        try:
+            return self.module(x)
+        except RuntimeError as exc:  # TorchScript's message opens with its own traceback: keep the cause
+            if not str(exc).startswith(SCRIPT_FAILURE):
+                raise
+            raise RuntimeError(_last_line(exc)) from None
 
 
 # --- TorchScript archives ----------------------------------------------------------------------
 
 
 def _load_torchscript(path: Path, data: bytes, archive: zipfile.ZipFile) -> nn.Module:
-    for name in archive.namelist():
-        inner = _inner(name)
+    for info in archive.infolist():
+        inner = _inner(info.filename)
         if inner.endswith((".pkl", ".debug_pkl")):
             allowed = (lambda g: _tensor_pickle(g) or bool(_SCRIPT_GLOBALS.fullmatch(g)))
-            check_pickle(archive.read(name), allowed, f"{path} ({inner})")
-        elif inner.startswith("code/") and inner.endswith(".py") and b"__setstate__" in archive.read(name):
-            raise UserError(f"{path} defines __setstate__, code torch.jit.load would run while loading; refused")
+            check_pickle(archive.read(info), allowed, f"{path} ({inner})")
+        elif _may_hold_code(inner) and b"__setstate__" in archive.read(info):
+            raise UserError(f"{path} defines __setstate__ ({inner}), code torch.jit.load would run while loading; "
+                            "refused")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
         try:
             module = torch.jit.load(io.BytesIO(data), map_location="cpu")
         except Exception as exc:
             raise UserError(f"torch.jit.load cannot read {path}: {_first_line(exc)}") from None
-    _check_script_ops(path, module)
+    check_script_module(path, module)
     return FileModel(module, fixed_mode=False)
 
 
-def _check_script_ops(path: Path, module: torch.jit.ScriptModule) -> None:
-    for kind in _node_kinds(module.inlined_graph.nodes()):
-        if kind.split("::")[0] not in SCRIPT_NAMESPACES or kind in FILE_OPS or kind == "prim::PythonOp":
-            raise UserError(f"{path} calls {kind}, which robustcv does not run "
-                            f"(only {'/'.join(sorted(SCRIPT_NAMESPACES))} operators without file access)")
+def _may_hold_code(inner: str) -> bool:
+    """Any member but tensor storage (``data/N``, ``constants/N``) may hold source torch compiles:
+    checking them all leaves no naming trick (another folder, another suffix) unchecked."""
+    folder, _, leaf = inner.rpartition("/")
+    return not (folder in ("data", "constants") and leaf.isdigit())
 
 
-def _node_kinds(nodes: Iterable[Any]) -> Iterable[str]:
-    for node in nodes:
-        yield node.kind()
-        for block in node.blocks():
-            yield from _node_kinds(block.nodes())
+def _last_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

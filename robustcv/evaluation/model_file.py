@@ -81,14 +81,29 @@ def open_model_file(path: str | Path, spec: DataSpec, classes: Sequence[str] | N
     return OpenedModel(model, card, as_tensors(splits.test))
 
 
+def check_image_shape(expected: tuple[int | None, ...] | None, image: tuple[int, ...], dataset: str) -> None:
+    """``UserError`` when the model was exported for images (channels, height, width) other than the
+    data's; ``expected`` is the exported batch shape (None in a dynamic dimension, or None when unknown)."""
+    if expected is None:
+        return
+    wanted = expected[1:]
+    if len(wanted) != len(image) or any(w is not None and w != d for w, d in zip(wanted, image)):
+        shown = "(" + ", ".join("any" if w is None else str(w) for w in wanted) + ")"
+        raise UserError(f"the model expects images of shape {shown} (channels, height, width), but {dataset} "
+                        f"gives {image}; evaluate it on data of that shape or export it for this one")
+
+
 def run_model_file_stage(opened: OpenedModel, config: EvalConfig, out_dir: Path, *, device: torch.device,
                          command: str = "", show_progress: bool = True, name: str | None = None) -> RunResults | None:
     """Draw the samples, check the model's outputs on them, and run the attack stage."""
     samples = draw_samples(*opened.test, config.n, config.seed)
+    expected = getattr(opened.model, "input_shape", None)
+    check_image_shape(expected, tuple(samples.x.shape[1:]), opened.card.info.name)
     try:
         check_model_output(opened.model, samples, opened.card.info, device)
     except UserError as exc:
-        hint = BATCH_HINT if "Guard failed" in str(exc) else ""
+        static_batch = expected is not None and expected[0] is not None
+        hint = BATCH_HINT if "Guard failed" in str(exc) and (static_batch or expected is None) else ""
         raise UserError(f"{exc}{hint}") from None
     return attack_model(opened.model, opened.card, samples, config, out_dir, device=device, command=command,
                         show_progress=show_progress, name=name)
