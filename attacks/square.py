@@ -12,6 +12,10 @@ from attacks.norms import Norm
 from attacks.objectives import LossFn, Objective
 from attacks.registry import register_attack
 
+AUTOATTACK_SETTINGS = {"queries": 5000, "p_init": 0.8, "rescale_schedule": False, "restarts": 1}
+"""Square as AutoAttack runs it (``autoattack.py``: SquareAttack(p_init=.8, n_queries=5000,
+n_restarts=1, resc_schedule=False)), in each of its versions and norms."""
+
 
 @register_attack("square")
 class Square(Attack):
@@ -26,8 +30,7 @@ class Square(Attack):
     L1 is the variant AutoAttack runs for ``norm='L1'``). The window shrinks on the paper's
     schedule of the fraction ``p`` of pixels changed. With its defaults the evaluation uses it as
     a gradient-masking indicator (a black-box attack must not fool samples that the white-box
-    attacks missed); AutoAttack's settings are ``queries=5000, p_init=0.8,
-    rescale_schedule=False``.
+    attacks missed); AutoAttack's settings are :data:`AUTOATTACK_SETTINGS`.
 
     Arguments:
         queries (int): loss evaluations per sample and restart after the start. Default: ``300``.

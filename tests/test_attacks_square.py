@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from attacks import Square
+from attacks.square import AUTOATTACK_SETTINGS
 from tests.attack_helpers import trained_digits
 
 
@@ -172,7 +173,7 @@ def _versus(case: Versus, samples: int) -> tuple[int, int]:
                            resc_schedule=False)
     reference.predict = digits.model
     theirs = reference.perturb(x, y)
-    ours = Square(queries=case.queries, p_init=0.8, rescale_schedule=False, norm=case.norm, seed=0)(
+    ours = Square(**{**AUTOATTACK_SETTINGS, "queries": case.queries}, norm=case.norm, seed=0)(
         digits.model, x, y, eps=case.eps, keys=torch.arange(samples))
     return _robust(digits.model, x, y, ours), _robust(digits.model, x, y, theirs)
 
