@@ -188,5 +188,6 @@ def test_square_is_as_strong_as_autoattacks_with_few_queries(case):
 @pytest.mark.parametrize("case", SLOW, ids=[f"{c.norm}-{c.eps}-{c.queries}q" for c in SLOW])
 def test_square_is_as_strong_as_autoattacks_with_its_5000_queries(case):
     ours, theirs = _versus(case, 64)
-    assert 0.2 * 64 <= theirs <= 0.8 * 64 or case.norm != "l1"  # L1's eps sits mid-range
+    if case.norm == "l1":  # an eps where robustness is mid-range (the reference: 30 of 64)
+        assert 0.2 * 64 <= theirs <= 0.8 * 64
     assert ours <= theirs + 1
