@@ -116,7 +116,7 @@ CASES = [
     Case("apgd-ce", APGD_SETTINGS),
     Case("apgd-dlr", APGD_SETTINGS),
     Case("apgd-t", {"norm": "linf", "steps": 15, "seed": 5}),  # its targets share the budget
-    Case("square", {"seed": 5}),
+    Case("square", {"norm": "linf", "seed": 5}),
 ]
 
 
