@@ -210,6 +210,8 @@ def test_rand_version_is_at_least_as_strong_as_its_first_part(digits):
 
 def test_a_composite_gives_the_same_result_in_any_batch(digits):
     attack = get_attack("autoattack-rand", seed=3)
+    for part in attack.attacks:
+        part.steps = 10  # keeps the test fast; the keyed draws are what is checked
     x, y, keys = digits.x[:12], digits.y[:12], digits.keys[:12]
     whole = attack(digits.model, x, y, 0.1, keys=keys)
     halves = torch.cat([attack(digits.model, x[s], y[s], 0.1, keys=keys[s]) for s in (slice(0, 5), slice(5, 12))])
@@ -222,3 +224,123 @@ def test_a_composite_refuses_too_few_classes():
         get_attack("autoattack-rand", seed=0)(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), x, y, 0.1)
     three = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     assert get_attack("autoattack-rand", seed=0)(three, x, y, 0.1).shape == x.shape  # 3 classes: DLR runs
+
+
+# ------------------------------------------------------------------------- --protocol, end to end
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(code: int, err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    models = tmp_path_factory.mktemp("models")
+    assert main(["train", "--models-dir", str(models), "--epochs", "2", "-q"]) == 0
+    (found,) = [p for p in models.iterdir() if not p.name.startswith(".")]
+    return found
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("sea", ("protocol 'sea' is for segmentation", "use --protocol autoattack")),
+    ("autoattack:fast", ("unknown version 'fast'", "autoattack:rand")),
+    ("autoattack(version=plus, steps=3)", ("unknown argument 'steps'",)),
+    ("autoatack", ("unknown protocol", "did you mean 'autoattack'")),
+])
+def test_a_protocol_the_run_cannot_take_is_one_line_before_any_training(spec, words, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "attack", "--protocol", spec, "--models-dir", tmp_path / "m", "--out",
+                           tmp_path / "run", "--no-report")
+    one_line_error(code, err, *words)
+    assert not (tmp_path / "m").exists()  # refused from the flags: nothing trained
+
+
+def test_binary_task_is_refused_naming_its_attacks(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "attack", "--task", "binary", "--dataset", "digits_binary", "--protocol",
+                           "autoattack", "--models-dir", tmp_path / "m", "--out", tmp_path / "run")
+    one_line_error(code, err, "for classification models, not binary", "use --attack")
+    assert not (tmp_path / "m").exists()
+
+
+def test_protocol_beside_attack_is_refused(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "attack", "--protocol", "autoattack", "--attack", "pgd", "--models-dir",
+                           tmp_path / "m", "--out", tmp_path / "run")
+    one_line_error(code, err, "runs its own attacks", "drop --attack pgd")
+
+
+def test_too_few_classes_is_refused_naming_what_fits():
+    three = SimpleNamespace(task="classification", num_classes=3)
+    with pytest.raises(UserError, match="at least 4 classes.*this one has 3; use --protocol autoattack:rand"):
+        choose_protocol("autoattack", three, "linf")
+    with pytest.raises(UserError, match="at least 3 classes.*this one has 2; use --attack"):
+        choose_protocol("autoattack:rand", SimpleNamespace(task="classification", num_classes=2), "linf")
+
+
+def test_protocol_spellings_agree():
+    ten = SimpleNamespace(task="classification", num_classes=10)
+    plus = choose_protocol("autoattack:plus", ten, "l2")
+    assert plus == choose_protocol("autoattack(version=plus)", ten, "l2") == choose_protocol("AutoAttack:plus", ten, "l2")
+    assert (plus.attack, plus.label) == ("autoattack-plus", "AutoAttack (plus, L2)")
+    assert choose_protocol("autoattack", ten, "linf").attack == "autoattack-standard"
+
+
+@pytest.mark.parametrize("spec, attack, label", [
+    pytest.param("autoattack", "autoattack-standard", "AutoAttack (standard, L∞)", marks=needs("autoattack-standard")),
+    ("autoattack:rand", "autoattack-rand", "AutoAttack (rand, L∞)"),
+])
+def test_protocol_runs_end_to_end_and_the_report_names_it(spec, attack, label, checkpoint, tmp_path, capsys):
+    # At eps 0.3 the first part fools every sample: cheap, and the plumbing is what is checked here.
+    code, out, err = run_cli(capsys, "attack", "--checkpoint", checkpoint, "--protocol", spec, "--n", "8", "--eps",
+                             "0,0.3", "--natural", "none", "--quiet", "--out", tmp_path / "run", "--report-dir",
+                             tmp_path / "report")
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {r["attack"] for r in results["records"] if r["metric"] == "robust_accuracy"} >= {attack}
+    assert results["run"]["config"]["protocol"] == label and results["run"]["config"]["attacks"] == [attack]
+    assert f"protocol: {label}" in out
+    assert f"produced by {label}" in (tmp_path / "report" / "report.md").read_text()
+
+
+# --------------------------------------------------------- against pyautoattack on the same samples
+
+
+def reference_robust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, version: str,
+                     norm: str) -> int:
+    pyaa = pytest.importorskip("pyautoattack")
+    aa = pyaa.AutoAttack(model, norm=PYAA_NORMS[norm], eps=eps, version=version, seed=0)
+    aa.verbose = False
+    adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
+    return robust_count(model, adv, y)
+
+
+def compare_with_reference(digits, version: str, norm: str, grid: tuple[float, ...]) -> None:
+    """Ours within one sample of the reference at every eps (and never weaker by more)."""
+    attack = get_attack(f"autoattack-{version}", norm=norm, seed=0)
+    for eps in grid:
+        ours = robust_count(digits.model, attack(digits.model, digits.x, digits.y, eps, keys=digits.keys), digits.y)
+        theirs = reference_robust(digits.model, digits.x, digits.y, eps, version, norm)
+        assert abs(ours - theirs) <= 1, (version, norm, eps, ours, theirs)
+
+
+@pytest.mark.slow
+def test_rand_version_matches_pyautoattack_rand(digits):
+    compare_with_reference(digits, "rand", "linf", (0.05, 0.1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version, norm, grid", [
+    pytest.param("standard", "linf", (0.05, 0.1, 0.2), marks=needs("autoattack-standard")),
+    pytest.param("standard", "l2", (0.5, 1.0), marks=needs("autoattack-standard", "l2")),
+    pytest.param("standard", "l1", (2.0, 4.0), marks=needs("autoattack-standard", "l1")),
+    pytest.param("plus", "linf", (0.05, 0.1), marks=needs("autoattack-plus")),
+])
+def test_versions_match_pyautoattack(digits, version, norm, grid):
+    compare_with_reference(digits, version, norm, grid)
