@@ -344,3 +344,38 @@ def test_rand_version_matches_pyautoattack_rand(digits):
 ])
 def test_versions_match_pyautoattack(digits, version, norm, grid):
     compare_with_reference(digits, version, norm, grid)
+
+
+# -------------------------------------------------------------------------------- the resolver
+
+
+def data_info(task: str, classes: int):
+    from robustcv.data.base import DataInfo
+    from robustcv.tasks import Task
+
+    return DataInfo(name="digits", task=Task(task), classes=tuple(f"c{i}" for i in range(classes)), channels=1,
+                    image_size=(8, 8), mean=(0.0,), std=(1.0,), ignore_index=255 if task == "segmentation" else None)
+
+
+def test_the_plan_runs_the_protocol_attack_and_records_its_label():
+    from robustcv.plan import resolve
+    from robustcv.request import Request
+
+    config = resolve(Request(protocol="autoattack:rand"), data_info("classification", 10))
+    assert config.attacks == ["autoattack-rand"] and config.protocol == "AutoAttack (rand, L∞)"
+    assert resolve(Request(), data_info("classification", 10)).protocol is None  # the default run is unchanged
+
+
+@pytest.mark.parametrize("request_kw, task, classes, words", [
+    ({"protocol": "autoattack:rand", "attacks": ("pgd",)}, "classification", 10, "runs its own attacks"),
+    ({"protocol": "autoattack:rand"}, "classification", 2, "at least 3 classes"),
+    ({"protocol": "autoattack"}, "segmentation", 4, "use --protocol sea"),
+    ({"protocol": "sea"}, "multilabel", 5, "is for segmentation models, not multilabel"),
+])
+def test_the_plan_refuses_what_a_protocol_cannot_run(request_kw, task, classes, words):
+    from robustcv.plan import PlanError, resolve
+    from robustcv.request import Request
+
+    with pytest.raises(PlanError, match=words) as caught:
+        resolve(Request(**request_kw), data_info(task, classes))
+    assert caught.value.option == "--protocol"
