@@ -131,18 +131,22 @@ def protocol_choice(request: Request, info: Any) -> ProtocolChoice | None:
     """The protocol asked (None: none); refused beside ``--attack``, or for a model it cannot run."""
     if request.protocol is None:
         return None
-    check_protocol_request(request.protocol, request.attacks)
+    check_protocol_request(request.protocol, request.attacks, request.targeted)
     try:
         return choose_protocol(request.protocol, info, request.norm)
     except UserError as exc:
         raise PlanError(str(exc), "--protocol") from None
 
 
-def check_protocol_request(protocol: str, attacks: tuple[str, ...] | None) -> None:
-    """Refuse ``--protocol`` beside ``--attack``: a protocol is its own, fixed, list of attacks."""
+def check_protocol_request(protocol: str, attacks: tuple[str, ...] | None, targeted: str = "none") -> None:
+    """Refuse ``--protocol`` beside ``--attack`` (a protocol is its own, fixed, list of attacks) or
+    ``--targeted`` (the published protocols are untargeted)."""
     if attacks is not None:
         raise PlanError(f"protocol '{protocol}' runs its own attacks; drop --attack {','.join(attacks)} "
                         "(or drop --protocol)", "--protocol")
+    if targeted != "none":
+        raise PlanError(f"protocol '{protocol}' is untargeted; drop --targeted {targeted} (or drop --protocol)",
+                        "--protocol")
 
 
 def attack_list(request: Request, info: Any) -> list[str]:

@@ -369,6 +369,7 @@ def test_the_plan_runs_the_protocol_attack_and_records_its_label():
 @pytest.mark.parametrize("request_kw, task, classes, words", [
     ({"protocol": "autoattack:rand", "attacks": ("pgd",)}, "classification", 10, "runs its own attacks"),
     ({"protocol": "autoattack:rand"}, "classification", 2, "at least 3 classes"),
+    ({"protocol": "autoattack:rand", "targeted": "random"}, "classification", 10, "is untargeted"),
     ({"protocol": "autoattack"}, "segmentation", 4, "use --protocol sea"),
     ({"protocol": "sea"}, "multilabel", 5, "is for segmentation models, not multilabel"),
 ])

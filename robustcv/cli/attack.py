@@ -50,7 +50,8 @@ def describe_plan(checkpoint: str, config: EvalConfig) -> str:
                    "torchattacks:<Name>; arguments as NAME(key=value, ...), e.g. 'apgd-ce(steps=50)'.")
 @click.option("--protocol", default=None,
               help="Run a published protocol instead of --attack: autoattack (standard), autoattack:plus, "
-                   "autoattack:rand (classifiers, 4+ classes; rand: 3+), sea (segmenters).")
+                   "autoattack:rand (classifiers, 4+ classes; rand: 3+), sea (segmenters). It fixes its attacks' "
+                   "settings: --steps, --restarts, --apgd-steps and --attack-loss do not apply.")
 @click.option("--eps", "eps_text", default=None, help="Ascending budgets, fractions allowed (default per dataset).")
 @click.option("--headline-eps", type=FRACTION, default=None, help="The eps the summary quotes.")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)

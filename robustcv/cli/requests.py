@@ -73,7 +73,7 @@ def check_task_flags(params: dict[str, Any]) -> None:
     the model's own task decides, once it is read."""
     with on_flag():
         if params["protocol"] is not None:
-            check_protocol_request(params["protocol"], _attacks(params["attack_names"]))
+            check_protocol_request(params["protocol"], _attacks(params["attack_names"]), params["targeted"])
     if params["checkpoint"] or params["model_file"]:
         return
     with on_flag():
