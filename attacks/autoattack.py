@@ -171,9 +171,11 @@ class AutoAttack(Attack):
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float, generator) -> torch.Tensor:
         keys = generator.keys if isinstance(generator, KeyedGenerator) else None
         with torch.no_grad():
-            self._check_classes(model(x))
+            logits = model(x)
+        self._check_classes(logits)
         steps = [(attack, part.eot) for part, attack in zip(self.parts, self.attacks)]
-        return cascade(model, steps, x, labels, eps, self.objective, keys)[0]
+        robust = self.objective.correct(logits, labels)
+        return cascade(model, steps, x, labels, eps, self.objective, keys, robust)[0]
 
     def _check_classes(self, logits: torch.Tensor) -> None:
         needed = min_classes(self.version)
@@ -186,15 +188,19 @@ class AutoAttack(Attack):
 
 
 def cascade(model: nn.Module, steps: list[tuple[Attack, int]], x: torch.Tensor, labels: torch.Tensor, eps: float,
-            objective: Objective, keys: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            objective: Objective, keys: torch.Tensor | None = None,
+            robust: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``steps`` (attack, EOT draws) in order, each on the samples every earlier one left robust.
 
-    A sample wrong on the clean input is not attacked. Returns the adversarials (per sample the
-    first successful one, else the clean input) and, per sample, the index of the step that
-    fooled it (``-1``: none; ``-1`` also for a sample wrong on the clean input).
+    A sample wrong on the clean input (``robust``: bool ``[B]``, computed when not given) is not
+    attacked. Returns the adversarials (per sample the first successful one, else the clean
+    input) and, per sample, the index of the step that fooled it (``-1``: none, or wrong on the
+    clean input). ``keys`` key the parts' random draws per sample (see :class:`Attack`).
     """
-    with torch.no_grad():
-        robust = objective.correct(model(x), labels)
+    if robust is None:
+        with torch.no_grad():
+            robust = objective.correct(model(x), labels)
+    robust = robust.clone()
     x_adv, fooled_by = x.clone(), torch.full((len(x),), -1, dtype=torch.long, device=x.device)
     for i, (attack, draws) in enumerate(steps):
         idx = robust.nonzero().squeeze(1)
