@@ -380,3 +380,32 @@ def test_the_plan_refuses_what_a_protocol_cannot_run(request_kw, task, classes, 
     with pytest.raises(PlanError, match=words) as caught:
         resolve(Request(**request_kw), data_info(task, classes))
     assert caught.value.option == "--protocol"
+
+
+@pytest.mark.slow
+def test_standard_apgd_parts_match_pyautoattack_custom(digits):
+    """Standard's APGD-CE → APGD-T, as configured, against pyautoattack running just those two
+    with the standard settings: checks the cascade on real parts before FAB-T and Square exist."""
+    pyaa = pytest.importorskip("pyautoattack")
+    parts = [p for p in version_parts("standard", "linf") if p.name.startswith("apgd")]
+    attacks = [(get_attack(p.name, norm="linf", seed=part_seed(0, i), **p.settings), 1) for i, p in enumerate(parts)]
+    for eps in (0.05, 0.1):
+        adv, _ = cascade(digits.model, attacks, digits.x, digits.y, eps, Classification(), digits.keys)
+        aa = pyaa.AutoAttack(digits.model, norm="Linf", eps=eps, version="custom", attacks=["apgd-ce", "apgd-t"], seed=0)
+        aa.verbose = False
+        aa.apgd.n_restarts, aa.apgd_targeted.n_target_classes = 1, 9  # what set_version('standard') sets
+        ref, _ = aa.run_standard_evaluation(digits.x, digits.y, batch_size=len(digits.x))
+        ours, theirs = robust_count(digits.model, adv, digits.y), robust_count(digits.model, ref, digits.y)
+        assert ours <= theirs + 1, (eps, ours, theirs)
+
+
+def test_the_python_api_takes_a_protocol(digits):
+    import robustcv
+
+    result = robustcv.evaluate(digits.model, (digits.x[:8], digits.y[:8]), num_classes=10, eps=[0.3], natural=[],
+                               protocol="autoattack:rand")
+    attacks = {r.attack for r in result.records if r.metric == "robust_accuracy"}
+    assert "autoattack-rand" in attacks and not attacks & {"fgsm", "pgd", "apgd-ce"}
+    with pytest.raises(UserError, match="runs its own attacks"):
+        robustcv.evaluate(digits.model, (digits.x[:8], digits.y[:8]), num_classes=10, attacks=["pgd"],
+                          protocol="autoattack")
