@@ -75,7 +75,8 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
     check_targeting(request.targeted, info)
     protocol = protocol_choice(request, info)
     attacks = [protocol.attack] if protocol else attack_list(request, info)
-    config = EvalConfig(attacks=attacks, protocol=protocol.label if protocol else None, eps=eps, headline_eps=headline, norm=request.norm,
+    config = EvalConfig(attacks=attacks, protocol=protocol.label if protocol else None, eps=eps,
+                        headline_eps=headline, norm=request.norm,
                         steps=request.steps, step_size=request.step_size, rel_step_size=request.rel_step_size,
                         restarts=request.restarts, apgd_steps=request.apgd_steps, loss=request.attack_loss,
                         targeted=request.targeted, defenses=defenses, eot_samples=request.eot_samples,

@@ -287,13 +287,15 @@ def test_too_few_classes_is_refused_naming_what_fits():
 def test_protocol_spellings_agree():
     ten = SimpleNamespace(task="classification", num_classes=10)
     plus = choose_protocol("autoattack:plus", ten, "l2")
-    assert plus == choose_protocol("autoattack(version=plus)", ten, "l2") == choose_protocol("AutoAttack:plus", ten, "l2")
+    assert plus == choose_protocol("autoattack(version=plus)", ten, "l2")
+    assert plus == choose_protocol("AutoAttack:plus", ten, "l2")
     assert (plus.attack, plus.label) == ("autoattack-plus", "AutoAttack (plus, L2)")
     assert choose_protocol("autoattack", ten, "linf").attack == "autoattack-standard"
 
 
 @pytest.mark.parametrize("spec, attack, label", [
-    pytest.param("autoattack", "autoattack-standard", "AutoAttack (standard, L∞)", marks=needs("autoattack-standard")),
+    pytest.param("autoattack", "autoattack-standard", "AutoAttack (standard, L∞)",
+                 marks=needs("autoattack-standard")),
     ("autoattack:rand", "autoattack-rand", "AutoAttack (rand, L∞)"),
 ])
 def test_protocol_runs_end_to_end_and_the_report_names_it(spec, attack, label, checkpoint, tmp_path, capsys):
@@ -391,7 +393,8 @@ def test_standard_apgd_parts_match_pyautoattack_custom(digits):
     attacks = [(get_attack(p.name, norm="linf", seed=part_seed(0, i), **p.settings), 1) for i, p in enumerate(parts)]
     for eps in (0.05, 0.1):
         adv, _ = cascade(digits.model, attacks, digits.x, digits.y, eps, Classification(), digits.keys)
-        aa = pyaa.AutoAttack(digits.model, norm="Linf", eps=eps, version="custom", attacks=["apgd-ce", "apgd-t"], seed=0)
+        aa = pyaa.AutoAttack(digits.model, norm="Linf", eps=eps, version="custom", attacks=["apgd-ce", "apgd-t"],
+                             seed=0)
         aa.verbose = False
         aa.apgd.n_restarts, aa.apgd_targeted.n_target_classes = 1, 9  # what set_version('standard') sets
         ref, _ = aa.run_standard_evaluation(digits.x, digits.y, batch_size=len(digits.x))
