@@ -96,7 +96,7 @@ class EvalResults:
 
 
 def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | str] | None = None,
-             headline_eps: float | None = None, attacks: Sequence[str] | None = None,
+             headline_eps: float | None = None, attacks: Sequence[str] | None = None, protocol: str | None = None,
              defenses: Sequence[str] = ("none",), task: str | None = None, classes: Sequence[str] | None = None,
              num_classes: int | None = None, ignore_index: int | None = None, name: str = "model",
              n: int | None = None, seed: int = 0, norm: str = "linf", steps: int = 20,
@@ -118,6 +118,8 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
         eps: ascending budgets in ``[0, 1]`` pixel units (``"8/255"`` accepted; 0 is added);
             default: the dataset's grid. headline_eps: the eps the summary quotes.
         attacks: attack names as ``--attack`` takes them (default: the task's).
+        protocol: a published protocol instead of ``attacks``, as ``--protocol`` takes it
+            (``autoattack``, ``autoattack:plus``, ``autoattack:rand``, ``sea``).
         defenses: input-transform defenses (``none``, ``jpeg:75``, ...; ``none`` always runs).
         task: ``classification``, ``multilabel`` or ``segmentation`` (default: the dataset's, or
             classification for tensors).
@@ -144,7 +146,7 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
     from robustcv.device import resolve_device
     from robustcv.evaluation.inputs import check_model_output
 
-    request = Request(task=task, attacks=None if attacks is None else tuple(attacks),
+    request = Request(task=task, attacks=None if attacks is None else tuple(attacks), protocol=protocol,
                       defenses=tuple(dict.fromkeys(["none", *defenses])),  # none first, whatever the order given
                       natural=None if natural is None else tuple(natural), eps=_eps_values(eps),
                       headline_eps=None if headline_eps is None else float(headline_eps), norm=norm,

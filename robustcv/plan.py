@@ -11,6 +11,7 @@ from typing import Any
 
 from robustcv.errors import UserError
 from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, check_config, resolve_eps_grid
+from robustcv.protocols import ProtocolChoice, check_protocol_task, choose_protocol
 from robustcv.request import HEADLINE, Request
 from robustcv.tasks import get_task
 
@@ -36,6 +37,14 @@ def check_task_targeting(task: str, targeted: str) -> None:
     problem = get_task(task).targeted_problem(targeted, num_classes=ALL_CLASSES)
     if problem:
         raise PlanError(f"--task {task}: {problem}", "--targeted")
+
+
+def check_task_protocol(task: str, protocol: str) -> None:
+    """Refuse a protocol ``task`` never runs, or an unknown one (before any training)."""
+    try:
+        check_protocol_task(protocol, task)
+    except UserError as exc:
+        raise PlanError(str(exc), "--protocol") from None
 
 
 def sample_count(request: Request, task: str) -> int:
@@ -64,7 +73,10 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
     natural = natural_sweeps(request.natural)
     defenses = defense_list(request.defenses)
     check_targeting(request.targeted, info)
-    config = EvalConfig(attacks=attack_list(request, info), eps=eps, headline_eps=headline, norm=request.norm,
+    protocol = protocol_choice(request, info)
+    attacks = [protocol.attack] if protocol else attack_list(request, info)
+    config = EvalConfig(attacks=attacks, protocol=protocol.label if protocol else None, eps=eps,
+                        headline_eps=headline, norm=request.norm,
                         steps=request.steps, step_size=request.step_size, rel_step_size=request.rel_step_size,
                         restarts=request.restarts, apgd_steps=request.apgd_steps, loss=request.attack_loss,
                         targeted=request.targeted, defenses=defenses, eot_samples=request.eot_samples,
@@ -114,6 +126,28 @@ def check_targeting(targeted: str, info: Any) -> None:
     problem = get_task(info.task).targeted_problem(targeted, info.num_classes)
     if problem:
         raise PlanError(problem, "--targeted", f"targeted={problem}" if problem.startswith("'") else problem)
+
+
+def protocol_choice(request: Request, info: Any) -> ProtocolChoice | None:
+    """The protocol asked (None: none); refused beside ``--attack``, or for a model it cannot run."""
+    if request.protocol is None:
+        return None
+    check_protocol_request(request.protocol, request.attacks, request.targeted)
+    try:
+        return choose_protocol(request.protocol, info, request.norm)
+    except UserError as exc:
+        raise PlanError(str(exc), "--protocol") from None
+
+
+def check_protocol_request(protocol: str, attacks: tuple[str, ...] | None, targeted: str = "none") -> None:
+    """Refuse ``--protocol`` beside ``--attack`` (a protocol is its own, fixed, list of attacks) or
+    ``--targeted`` (the published protocols are untargeted)."""
+    if attacks is not None:
+        raise PlanError(f"protocol '{protocol}' runs its own attacks; drop --attack {','.join(attacks)} "
+                        "(or drop --protocol)", "--protocol")
+    if targeted != "none":
+        raise PlanError(f"protocol '{protocol}' is untargeted; drop --targeted {targeted} (or drop --protocol)",
+                        "--protocol")
 
 
 def attack_list(request: Request, info: Any) -> list[str]:

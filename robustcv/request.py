@@ -18,6 +18,8 @@ class Request:
     Attributes:
         task: the task name (``None``: the dataset's, or the checkpoint's).
         attacks: attack specs as ``--attack`` takes them (``None``: the task's defaults).
+        protocol: a named protocol (``autoattack``, ``autoattack:plus``, ``sea``) that runs instead
+            of ``attacks`` (``None``: none; see :mod:`robustcv.protocols`).
         defenses: input-transform specs in order (``None``: only ``none``; ``none`` always runs).
         natural: natural-transformation sweeps (``None``: all of them; ``()`` for none).
         eps: the budgets in ``[0, 1]`` pixel units (``None``: the dataset's grid; 0 is added).
@@ -33,6 +35,7 @@ class Request:
 
     task: str | None = None
     attacks: tuple[str, ...] | None = None
+    protocol: str | None = None
     defenses: tuple[str, ...] | None = None
     natural: tuple[str, ...] | None = None
     eps: tuple[float, ...] | None = None

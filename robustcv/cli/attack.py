@@ -48,6 +48,10 @@ def describe_plan(checkpoint: str, config: EvalConfig) -> str:
 @click.option("--attack", "attack_names", default=DEFAULT_ATTACKS, show_default=True,
               help="Comma-separated: fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, foolbox:<Name>, art:<Name>, "
                    "torchattacks:<Name>; arguments as NAME(key=value, ...), e.g. 'apgd-ce(steps=50)'.")
+@click.option("--protocol", default=None,
+              help="Run a published protocol instead of --attack: autoattack (standard), autoattack:plus, "
+                   "autoattack:rand (classifiers, 4+ classes; rand: 3+), sea (segmenters). It fixes its attacks' "
+                   "settings: --steps, --restarts, --apgd-steps and --attack-loss do not apply.")
 @click.option("--eps", "eps_text", default=None, help="Ascending budgets, fractions allowed (default per dataset).")
 @click.option("--headline-eps", type=FRACTION, default=None, help="The eps the summary quotes.")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)

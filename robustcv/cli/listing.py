@@ -1,6 +1,6 @@
 """``robustcv list``: what robustcv knows, every kind from its registry (tasks, datasets, models,
-training losses, optimizers, schedules, adversarial training, attacks, attack losses, natural
-transforms, defenses)."""
+training losses, optimizers, schedules, adversarial training, attacks, protocols, attack losses,
+natural transforms, defenses)."""
 from __future__ import annotations
 
 import click
@@ -18,6 +18,7 @@ def list_command() -> None:
     from robustcv.data import list_datasets
     from robustcv.models import list_models
     from robustcv.models.registry import CATALOGS
+    from robustcv.protocols import PROTOCOLS
     from robustcv.tasks import list_tasks
 
     by_task = [(f"{kind} ({task})", ", ".join(lister(task=task)))
@@ -33,6 +34,7 @@ def list_command() -> None:
         ("augmentation", "; ".join(f"{k}: {v}" for k, v in POLICY_HELP.items()) + "; plus --mixup/--cutmix"),
         ("adversarial training", ", ".join(kinds.ADVERSARIAL_TRAINING.names())),
         ("attacks", ", ".join(ATTACKS.names())),
+        ("protocols", ", ".join(_protocol(e) for e in PROTOCOLS.entries())),
         *[(f"attack losses ({task})", ", ".join(ATTACK_LOSSES.names(task))) for task in list_tasks()
           if ATTACK_LOSSES.names(task) != ATTACK_LOSSES.names()],
         ("natural sweeps", ", ".join(NATURAL.names())),
@@ -47,6 +49,12 @@ def list_command() -> None:
 def _catalog_line(label: str, count: int) -> str:
     return (f"any of the {count} classifiers in {label}.models.list_models(), by name "
             f"(e.g. vgg19_bn, inception_v3, efficientnet_b2, vit_b_16), with a new head; table below")
+
+
+def _protocol(entry) -> str:
+    """``autoattack[:standard|plus|rand] (classification)``: a protocol, its versions and tasks."""
+    versions = entry.meta["versions"]
+    return entry.name + (f"[:{'|'.join(versions)}]" if versions else "") + f" ({', '.join(entry.tasks)})"
 
 
 def _defense(entry) -> str:

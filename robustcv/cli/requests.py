@@ -8,7 +8,8 @@ from typing import Any, Iterator
 import click
 
 from robustcv.cli.options import RECIPE_KEYS, given, parse_fraction
-from robustcv.plan import PlanError, check_attack_offered, check_task_targeting, resolve
+from robustcv.plan import (PlanError, check_attack_offered, check_protocol_request, check_task_protocol,
+                           check_task_targeting, resolve)
 from robustcv.request import HEADLINE, Request
 from robustcv.tasks import DEFAULT_TASK, get_task
 
@@ -47,6 +48,7 @@ def request_from(params: dict[str, Any]) -> Request:
     natural = params["natural_text"].strip()
     return Request(
         task=params["task"] if given("task") else None, attacks=_attacks(params["attack_names"]),
+        protocol=params["protocol"],
         defenses=tuple(split_list(params["defense_text"])) or None,
         natural=() if natural == "none" else tuple(split_list(natural)),
         eps=tuple(parse_eps_list(params["eps_text"])) if params["eps_text"] else None,
@@ -66,12 +68,18 @@ def plan_from(params: dict[str, Any], meta: Any):
 
 
 def check_task_flags(params: dict[str, Any]) -> None:
-    """``--targeted`` or an ``--attack`` the ``--task`` never runs: one line, before any training.
-    With ``--checkpoint`` or ``--model-file`` the model's own task decides, once it is read."""
+    """``--targeted``, an ``--attack`` or a ``--protocol`` the ``--task`` never runs, or ``--protocol``
+    beside ``--attack``: one line, before any training. With ``--checkpoint`` or ``--model-file``
+    the model's own task decides, once it is read."""
+    with on_flag():
+        if params["protocol"] is not None:
+            check_protocol_request(params["protocol"], _attacks(params["attack_names"]), params["targeted"])
     if params["checkpoint"] or params["model_file"]:
         return
     with on_flag():
         check_task_targeting(params["task"], params["targeted"])
+        if params["protocol"] is not None:
+            check_task_protocol(params["task"], params["protocol"])
         for spec in _attacks(params["attack_names"]) or ():
             check_attack_offered(spec, get_task(params["task"]))
 

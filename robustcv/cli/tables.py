@@ -37,6 +37,9 @@ def print_results(results) -> None:
     for defense, rows in by_defense.items():
         body = [list(key) + [values.get(e, float("nan")) for e in grid] for key, values in rows.items()]
         print_table(stdout, f"defense: {defense}", columns, body, digits=3, keys=2)
+    protocol = (results.run.get("config") or {}).get("protocol")
+    if protocol:
+        stdout.print(f"protocol: {protocol} produced these numbers")
     failed = [c for c in results.sanity_checks if not c.passed]
     for check in failed:
         console.print(f"[bold red]SANITY CHECK FAILED[/] {check.defense or 'all'}: {check.name} — {check.detail}")

@@ -53,6 +53,8 @@ class EvalConfig:
 
     Attributes:
         attacks: attack names (``fgsm``, ``pgd``, ``foolbox:<Name>``, ``art:<Name>``).
+        protocol: the named protocol the attacks run, in words (``AutoAttack (standard, L∞)``);
+            None: the attacks were chosen one by one.
         cascade: attack names that run as cascade steps (AutoAttack's scheme): only on the
             samples every earlier attack left robust; their curves are cumulative worst cases.
         eps: ascending eps grid in [0, 1] pixel units (0 included for the clean point).
@@ -76,6 +78,7 @@ class EvalConfig:
     """
 
     attacks: list[str] = field(default_factory=lambda: ["fgsm", "pgd", "apgd-ce", "apgd-t"])
+    protocol: str | None = None
     cascade: list[str] = field(default_factory=cascade_steps)
     eps: list[float] = field(default_factory=list)
     headline_eps: float = 0.0

@@ -180,6 +180,14 @@ def cascade_chain(run: RunData, attack: str) -> list[str]:
     return attacks[: attacks.index(attack) + 1]
 
 
+def protocol(run: RunData) -> str | None:
+    """The named protocol whose attack produced the run's numbers, in words (``AutoAttack (standard,
+    L∞)``), or None when the attacks were chosen one by one."""
+    config = run.results.run.get("config")
+    value = config.get("protocol") if isinstance(config, dict) else None
+    return str(value) if value else None
+
+
 def headline(run: RunData, model: str, defense: str) -> Headline:
     """Clean accuracy, robust accuracy at the headline eps, and who did the damage."""
     eps, metric = headline_eps(run), main_metric(run)

@@ -8,7 +8,7 @@ from robustcv.report.context import NOT_MEASURED, Context
 from robustcv.report.document import Alert, Block, Figure, Heading, Image, Table, Text
 from robustcv.report.formatting import fmt_eps, fmt_value
 from robustcv.report.queries import (Headline, Series, cascade_steps, concerns, curve_series, failed_checks, groups,
-                                     headline, metric_label, verdict, weaker_than_pgd)
+                                     headline, metric_label, protocol, verdict, weaker_than_pgd)
 from robustcv.report.significance import fmt_interval, interval_note, overlap_warnings
 
 WORST_CASE_NOTE = ("Robust accuracy counts every evaluated sample (a sample misclassified on clean input is not "
@@ -41,8 +41,21 @@ def summary(ctx: Context) -> list[Block]:
     note = {"mIoU": SEGMENTATION_NOTE, "exact match": MULTILABEL_NOTE}.get(label, WORST_CASE_NOTE)
     blocks += [Table(["Run", "Model", "Defense", f"Clean {label}", "Headline eps",
                       f"Robust {label} (worst case)", "Verdict"], rows, numeric={3, 4, 5}),
+               *_protocol_notes(ctx, found),
                Text(" ".join(filter(None, (interval_note(found), note))), "note")]
     return blocks + [Text(f"Warning: {line}.") for line in overlap_warnings(found, label)]
+
+
+def _protocol_notes(ctx: Context, found: list[Headline]) -> list[Block]:
+    """Which protocol produced each run's headline, for the runs that ran one."""
+    notes = []
+    for run in ctx.runs:
+        name = protocol(run)
+        attacks = sorted({h.attack for h in found if h.run == run.name and h.attack})
+        if name:
+            notes.append(Text(f"Protocol: the headline of {run.name} was produced by {name}"
+                              + (f", run as the attack {', '.join(attacks)}." if attacks else "."), "note"))
+    return notes
 
 
 def _checks_alert(ctx: Context, failed: list) -> Block:
