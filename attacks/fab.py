@@ -103,7 +103,9 @@ class FAB(Attack):
     input (factor ``beta``). The first run starts at the clean input, each further restart at a
     random point at distance eps/2. A sample counts as fooled when an adversarial of norm
     ``<= eps`` was found (the result is then that point, else the clean input). Samples
-    misclassified on the clean input are returned as they are.
+    misclassified on the clean input are returned as they are. ``minimal`` (no budget) runs
+    every restart and target on every sample, then shrinks each adversarial by bisection on the
+    segment from the clean input (a final search that AutoAttack's code does not run).
 
     Cost: per step and sample still searching, one forward pass and ``K`` backward passes (the
     gradient of every logit), plus one forward pass to judge the new iterate.
@@ -129,7 +131,7 @@ class FAB(Attack):
 
     Example:
         >>> x_adv = FAB(norm="l2", seed=0)(model, x, y, eps=1.0)
-        >>> smallest = FAB(norm="l2", seed=0).minimal(model, x, y)  # no budget
+        >>> smallest = FAB(norm="l2", seed=0).minimal(model, x, y)  # no budget, then a final search
     """
 
     name = "fab"
@@ -159,8 +161,22 @@ class FAB(Attack):
         return torch.where(fooled, best, x)
 
     def run_minimal(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        generator = self._generator(x, None)
-        return self._search(model, x, labels, None, generator)[0]
+        best, dist = self._search(model, x, labels, None, self._generator(x, None))
+        return self._shrink(model, x, best, labels, dist.isfinite() & (dist > 0))
+
+    def _shrink(self, model: nn.Module, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor,
+                found: torch.Tensor, halvings: int = 10) -> torch.Tensor:
+        """A final search on the segment from ``x`` to each adversarial found: bisection on
+        the scale, always keeping an adversarial end, so the norm can only shrink."""
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        low = torch.zeros(len(x), device=x.device, dtype=x.dtype)
+        high = torch.ones_like(low)
+        with torch.no_grad():
+            for _ in range(halvings):
+                mid = (low + high) / 2
+                won = self.objective.success(model(x + mid.view(shape) * (adv - x)), labels, False)
+                high, low = torch.where(won, mid, high), torch.where(won, low, mid)
+        return torch.where(found.view(shape), x + high.view(shape) * (adv - x), adv)
 
     def _search(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float | None,
                 generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -150,9 +150,9 @@ def test_batch_independent(name, norm, kwargs, digits):
     torch.testing.assert_close(whole, parts, atol=1e-5, rtol=0)
 
 
-def test_minimal_agrees_with_the_budget(digits):
-    """Without random restarts, a sample is fooled within eps exactly when its minimal
-    adversarial is that small; minimal adversarials fool the model."""
+def test_minimal_is_no_larger_than_the_budgeted_result(digits):
+    """``minimal`` keeps searching where the budgeted run stops and then shrinks: every sample
+    fooled within eps has a minimal adversarial no larger; minimal adversarials fool the model."""
     model, x, y = digits
     x, y, eps = x[:24], y[:24], BUDGETS["l2"]
     attack = FABT(norm="l2", steps=20, n_target_classes=3, seed=0)
@@ -160,7 +160,10 @@ def test_minimal_agrees_with_the_budget(digits):
     fooled = ~_robust(model, smallest, y)
     size = torch.where(fooled, norms.distance(Norm.L2, smallest - x), torch.tensor(float("inf")))
     assert fooled.float().mean() > 0.9
-    assert torch.equal(~_robust(model, attack(model, x, y, eps), y), size <= eps)
+    budgeted = attack(model, x, y, eps)
+    hit = ~_robust(model, budgeted, y)
+    assert hit.any() and (size[hit] <= norms.distance(Norm.L2, budgeted - x)[hit] + 1e-6).all()
+    assert (size < eps).sum() >= hit.sum()
 
 
 # ------------------------------------------------------------------- errors
