@@ -28,7 +28,8 @@ class _Boundary:
     def run(self, x0: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None, x: torch.Tensor,
             stop_at: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per sample: the smallest adversarial found (else ``x0``) and its norm (else inf).
-        With ``stop_at``, a sample stops once it has one of norm ``<= stop_at``."""
+        ``x``: the starting points, moved in place. With ``stop_at``, a sample stops once it has
+        an adversarial of norm ``<= stop_at``."""
         best = x0.clone()
         best_dist = torch.full((len(x0),), float("inf"), device=x0.device, dtype=x0.dtype)
         active = torch.arange(len(x0), device=x0.device)

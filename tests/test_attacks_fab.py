@@ -114,7 +114,8 @@ def _compare(digits, name: str, norm: str, n: int, restarts: int, steps: int = 1
     x_ref = _reference(model, x, y, norm, eps, name == "fab-t", restarts, steps, targets)
     fooled = ~_robust(model, x_ref, y)
     assert (norms.distance(Norm(norm), x_ref - x)[fooled] <= eps + 1e-4).all()  # the reference counts these
-    assert ours.sum() <= (~fooled).sum() + 1, f"{name} {norm}: ours {int(ours.sum())} robust, reference {int((~fooled).sum())}"
+    message = f"{name} {norm}: ours {int(ours.sum())} robust, reference {int((~fooled).sum())}"
+    assert ours.sum() <= (~fooled).sum() + 1, message
     assert 0 < ours.sum() < n  # a budget that tells attacks apart
 
 
