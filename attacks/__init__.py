@@ -1,6 +1,7 @@
 """Adversarial attacks on PyTorch models in [0, 1] pixel space (depends on torch only).
 
-Native FGSM, PGD, APGD, SegPGD, CosPGD and AutoAttack's versions share one contract (:class:`attacks.base.Attack`):
+Native FGSM, PGD, APGD, FAB, Square, SegPGD, CosPGD and AutoAttack's versions share one contract
+(:class:`attacks.base.Attack`):
 ``attack(model, x, y, eps, target=None) -> x_adv``, clipped to the eps ball and [0, 1], run in eval
 mode with frozen parameters. ``get_attack`` also reaches foolbox (``foolbox:<Name>``) and ART
 (``art:<Name>``) attacks, imported only then. ``eps_sweep`` attacks an ascending eps grid, survivors
@@ -10,6 +11,7 @@ from attacks.apgd import APGD, APGDT
 from attacks.autoattack import AutoAttack
 from attacks.base import Attack
 from attacks.cospgd import CosPGD
+from attacks.fab import FAB, FABT
 from attacks.fgsm import FGSM
 from attacks.frozen import eval_frozen
 from attacks.norms import Norm
@@ -20,7 +22,8 @@ from attacks.square import Square
 from attacks.sweep import CountingModel, SweepResult, eps_sweep
 
 __all__ = [
-    "APGD", "APGDT", "Attack", "AutoAttack", "CosPGD", "CountingModel", "FGSM", "Norm", "PGD", "SegPGD", "Square", "SweepResult",
+    "APGD", "APGDT", "Attack", "AutoAttack", "CosPGD", "CountingModel", "FAB", "FABT", "FGSM", "Norm", "PGD", "SegPGD",
+    "Square", "SweepResult",
     "eps_sweep", "eval_frozen",
     "get_attack", "list_attacks", "register_attack",
 ]
