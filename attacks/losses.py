@@ -166,6 +166,46 @@ def masked_cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: in
     return _valid_mean(pending * pixel_cross_entropy_map(logits, y, ignore_index), y, ignore_index)
 
 
+def class_balance_weights(y: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    """Per-pixel weights ``[B, H, W]`` that give each class present in an image the same total
+    weight: ``1 / (n_c · C)`` on a valid pixel of class ``c``, with ``n_c`` its valid pixels of
+    that class and ``C`` the classes present (0 on ignored pixels; each image's weights sum to 1)."""
+    valid = _valid(y, ignore_index)
+    safe = _safe_labels(y, ignore_index).flatten(1)
+    counts = torch.zeros(y.shape[0], int(safe.max()) + 1 if safe.numel() else 1, device=y.device)
+    counts.scatter_add_(1, safe, valid.flatten(1).to(counts.dtype))
+    present = (counts > 0).sum(1, keepdim=True).clamp_min(1)
+    weights = 1.0 / (counts.clamp_min(1) * present)
+    return weights.gather(1, safe).view_as(y) * valid
+
+
+def masked_balanced_cross_entropy(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None, *,
+                                  targeted: bool = False) -> torch.Tensor:
+    """SEA's class-balanced masked cross-entropy ``[B]`` (Croce, Singh & Hein, ECCV 2024): the
+    masked CE of :func:`masked_cross_entropy` with each pixel weighted by
+    :func:`class_balance_weights`, so a small object's pixels count as much as the background's.
+
+    The authors weight by the inverse class frequency of the training set (fixed per dataset);
+    an attack sees one image, so here the frequencies are the image's own."""
+    pending = pending_pixels(logits, y, ignore_index, targeted).to(logits.dtype)
+    weights = class_balance_weights(y, ignore_index).to(logits.dtype)
+    return (weights * pending * pixel_cross_entropy_map(logits, y, ignore_index)).flatten(1).sum(1)
+
+
+def masked_spherical(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None, *,
+                     targeted: bool = False) -> torch.Tensor:
+    """SEA's masked spherical loss ``[B]`` (Croce, Singh & Hein, 2023, the paper's optional
+    fourth loss): minus the label's logit after each pixel's logit vector is scaled to unit L2
+    norm, on the pixels still to flip, averaged over each image's valid pixels.
+
+    The normalization makes the loss blind to the logits' scale, so confident pixels do not
+    dominate; a targeted attack lowers it toward the target."""
+    unit = logits / logits.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    own = unit.gather(1, _safe_labels(y, ignore_index).unsqueeze(1)).squeeze(1)
+    pending = pending_pixels(logits, y, ignore_index, targeted).to(logits.dtype)
+    return _valid_mean(-own * pending, y, ignore_index)
+
+
 def pixel_js_divergence_map(logits: torch.Tensor, y: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
     """Per-pixel Jensen–Shannon divergence ``[B, H, W]`` (natural log) between ``softmax(logits)``
     and the one-hot label, zero on ignored pixels.

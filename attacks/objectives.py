@@ -19,7 +19,8 @@ threshold), :class:`Multilabel` (0/1 vectors ``[B, K]``, sigmoid decisions) and 
 serve training-time attacks: :class:`Divergence` (TRADES' KL to the clean prediction, labels are
 the clean logits) and :class:`LossObjective` (any scalar training loss; never "succeeds").
 Losses are chosen by name (``ce``, ``margin``, ``dlr``, ``bce``; for binary ``bce`` and
-``margin``; for segmentation also ``segpgd``, ``cospgd``, ``mce`` and ``js``) or given as a callable.
+``margin``; for segmentation also ``segpgd``, ``cospgd``, ``mce``, ``mce-bal``, ``js`` and
+``mask-sph``) or given as a callable.
 """
 from __future__ import annotations
 
@@ -129,7 +130,8 @@ class Segmentation(Objective):
     Args:
         loss: ``ce``, ``margin``, ``segpgd`` (SegPGD's scheduled weighting, Gu et al. 2022),
             ``cospgd`` (CosPGD's cosine weighting, Agnihotri et al. 2024), ``mce`` (SEA's masked
-            CE) or ``js`` (SEA's Jensen–Shannon divergence, Croce et al. 2024), see
+            CE), ``mce-bal`` (its class-balanced version), ``js`` (SEA's Jensen–Shannon
+            divergence) or ``mask-sph`` (SEA's masked spherical loss; Croce et al. 2024), see
             :mod:`attacks.losses`; or a callable ``(logits, masks, ignore_index) -> [B]``.
         ignore_index: mask value left out of losses and fractions (``None``: every pixel counts).
         threshold: fooled-pixel fraction at which an image counts as fooled. Default 0.99.
@@ -137,8 +139,9 @@ class Segmentation(Objective):
 
     LOSSES = {"ce": losses.pixel_cross_entropy, "margin": losses.pixel_margin,
               "segpgd": losses.segpgd_cross_entropy, "cospgd": losses.cospgd_cross_entropy,
-              "mce": losses.masked_cross_entropy, "js": losses.pixel_js_divergence}
-    DIRECTED = frozenset({"segpgd", "cospgd", "mce"})  # weigh the pixels still to flip: need ``targeted``
+              "mce": losses.masked_cross_entropy, "mce-bal": losses.masked_balanced_cross_entropy,
+              "js": losses.pixel_js_divergence, "mask-sph": losses.masked_spherical}
+    DIRECTED = frozenset({"segpgd", "cospgd", "mce", "mce-bal", "mask-sph"})  # weigh the pixels still to flip: need ``targeted``
     SCHEDULED = frozenset({"segpgd"})  # change over the steps: need ``progress``
     task = "segmentation"
 

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 # Every attack on every image (an image is rarely fooled whole, so a cascade would skip nothing);
 # SegPGD and CosPGD as the papers use them, then APGD with SEA's losses.
 DEFAULT_ATTACKS = ("fgsm", "pgd", "segpgd", "cospgd", "apgd(loss=mce)", "apgd(loss=js)")
+# SEA as published (Croce, Singh & Hein, ECCV 2024): its single-loss runs, 300 APGD steps each
+# over 2/1.5/1 eps, whose per-image worst case ``worst_case_state`` folds with SEA's greedy mIoU
+# rule. ``sea`` alone runs them all and keeps, per image, the one with the fewest right pixels.
+SEA_ATTACKS = ("sea(losses=mce-bal)", "sea(losses=mce)", "sea(losses=js)")
 SAMPLES = 100  # every image is attacked at every eps (none falls early)
 # What an unbounded PGD must leave at most: half the clean pixel accuracy. Every pixel wrong at
 # once is beyond PGD (SegPGD at eps 1.0 left 14-25 % of the default U-Net's pixels right after
