@@ -74,7 +74,7 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
     defenses = defense_list(request.defenses)
     check_targeting(request.targeted, info)
     protocol = protocol_choice(request, info)
-    attacks = [protocol.attack] if protocol else attack_list(request, info)
+    attacks = list(protocol.attacks) if protocol else attack_list(request, info)
     config = EvalConfig(attacks=attacks, protocol=protocol.label if protocol else None, eps=eps,
                         headline_eps=headline, norm=request.norm,
                         steps=request.steps, step_size=request.step_size, rel_step_size=request.rel_step_size,

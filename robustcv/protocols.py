@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from attacks.sea import member_specs
 from robustcv.errors import UserError
 from robustcv.registry import Entry, Registry
 from robustcv.tasks import get_task
@@ -25,16 +26,18 @@ NORM_LABELS = {"linf": "L∞", "l2": "L2", "l1": "L1"}
 
 @dataclass(frozen=True)
 class ProtocolChoice:
-    """A resolved ``--protocol``: the attack that runs it and how the report names it.
+    """A resolved ``--protocol``: the attacks that run it and how the report names it.
 
     Attributes:
         spec: the protocol as canonical text (``autoattack:standard``).
-        attack: the registered composite attack (``autoattack-standard``).
+        attacks: the attack specs the run gets: one registered composite (``autoattack-standard``),
+            or SEA's three single-loss runs, whose per-image worst case the segmentation task folds
+            greedily for the dataset's mIoU (SEA as published; one attack sees a batch only).
         label: the protocol, version and norm in words (``AutoAttack (standard, L∞)``).
     """
 
     spec: str
-    attack: str
+    attacks: tuple[str, ...]
     label: str
 
 
@@ -50,12 +53,12 @@ def _autoattack_versions() -> tuple[str, ...]:
     return VERSIONS
 
 
-# An entry's builder is the name of the attack that runs it ({version}: the chosen version).
-PROTOCOLS.register("autoattack", "autoattack-{version}", tasks=("classification",), params=("version",),
+# An entry's builder: the specs of the attacks that run it ({version}: the chosen version).
+PROTOCOLS.register("autoattack", ("autoattack-{version}",), tasks=("classification",), params=("version",),
                    summary="AutoAttack (Croce & Hein 2020) as pyautoattack 0.2.0 runs it: standard, plus, rand",
                    title="AutoAttack", versions=_autoattack_versions(), default_version="standard",
                    min_classes=_autoattack_classes)
-PROTOCOLS.register("sea", "sea", tasks=("segmentation",),
+PROTOCOLS.register("sea", tuple(member_specs()), tasks=("segmentation",),
                    summary="SEA (Croce, Singh & Hein 2024): the worst case of three APGD losses per image",
                    title="SEA", versions=(), default_version="", min_classes=lambda version: 2)
 
@@ -110,7 +113,8 @@ def choose_protocol(spec: str, info: Any, norm: str) -> ProtocolChoice:
     canonical = f"{entry.name}:{version}" if version else entry.name
     title = entry.meta["title"]
     words = ", ".join(filter(None, (version, NORM_LABELS.get(norm, norm))))
-    return ProtocolChoice(canonical, entry.builder.format(version=version), f"{title} ({words})")
+    return ProtocolChoice(canonical, tuple(spec.format(version=version) for spec in entry.builder),
+                          f"{title} ({words})")
 
 
 def _offered(task: str, num_classes: int, besides: str = "") -> str:

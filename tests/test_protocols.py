@@ -289,8 +289,8 @@ def test_protocol_spellings_agree():
     plus = choose_protocol("autoattack:plus", ten, "l2")
     assert plus == choose_protocol("autoattack(version=plus)", ten, "l2")
     assert plus == choose_protocol("AutoAttack:plus", ten, "l2")
-    assert (plus.attack, plus.label) == ("autoattack-plus", "AutoAttack (plus, L2)")
-    assert choose_protocol("autoattack", ten, "linf").attack == "autoattack-standard"
+    assert (plus.attacks, plus.label) == (("autoattack-plus",), "AutoAttack (plus, L2)")
+    assert choose_protocol("autoattack", ten, "linf").attacks == ("autoattack-standard",)
 
 
 @pytest.mark.parametrize("spec, attack, label", [
@@ -366,6 +366,18 @@ def test_the_plan_runs_the_protocol_attack_and_records_its_label():
     config = resolve(Request(protocol="autoattack:rand"), data_info("classification", 10))
     assert config.attacks == ["autoattack-rand"] and config.protocol == "AutoAttack (rand, L∞)"
     assert resolve(Request(), data_info("classification", 10)).protocol is None  # the default run is unchanged
+
+
+def test_sea_runs_its_three_single_loss_attacks_for_the_tasks_greedy_miou_fold():
+    """SEA as published picks each image's loss greedily for the dataset's mIoU: the segmentation
+    task's worst-case rule over three single-loss runs, which one composite attack (seeing a batch)
+    cannot do."""
+    from robustcv.plan import resolve
+    from robustcv.request import Request
+    from robustcv.tasks.segmentation import SEA_ATTACKS
+
+    config = resolve(Request(protocol="sea"), data_info("segmentation", 4))
+    assert tuple(config.attacks) == SEA_ATTACKS and config.protocol == "SEA (L∞)"
 
 
 @pytest.mark.parametrize("request_kw, task, classes, words", [
