@@ -44,6 +44,18 @@ def test_two_processes_write_the_records_of_one(checkpoint, tmp_path):
     assert two.stdout.count("robust accuracy (linf)") == 1  # rank 0 alone prints
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["autoattack", "autoattack:rand"])
+def test_two_processes_give_the_protocols_records_of_one(checkpoint, tmp_path, protocol):
+    """AutoAttack's cascade draws its random starts per sample: the process count cannot move it."""
+    args = ["attack", "-q", "--checkpoint", str(checkpoint), "--samples", "24", "--natural", "none", "--no-report",
+            "--protocol", protocol, "--eps", "0,0.1"]
+    one = _robustcv(args + ["--out", "one"], tmp_path)
+    two = _robustcv(args + ["--out", "two"], tmp_path, processes=2)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr, two.stderr)
+    assert _records(tmp_path / "one") == _records(tmp_path / "two")
+
+
 def test_batch_size_does_not_change_records(checkpoint, tmp_path):
     args = ["attack", "-q", "--checkpoint", str(checkpoint), "--samples", "60", "--natural", "none", "--no-report",
             "--attack", "pgd"]
