@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from robustcv.arguments import real_number, seed_number, text_value, text_values, whole_number
 from robustcv.errors import UserError
 from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, check_config, resolve_eps_grid
-from robustcv.request import HEADLINE, Request
+from robustcv.request import HEADLINE, NORMS, Request
 from robustcv.tasks import get_task
 
 ALL_CLASSES = 1 << 30  # a class count no targeting can exceed: checks what the task never runs
@@ -60,6 +61,7 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
     Raises:
         PlanError: a setting that cannot run (UserError for an inconsistent grid or loop size).
     """
+    check_request(request)
     eps, headline = eps_grid(request, info)
     natural = natural_sweeps(request.natural)
     defenses = defense_list(request.defenses)
@@ -72,6 +74,39 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
                         seed=request.seed, save_adversarials=_save_eps(request.save_adversarials, headline))
     check_attacks(config, info, task_settings or {})
     return config
+
+
+def check_request(request: Request) -> None:
+    """Every setting of the right type and range, or one ``UserError`` naming it (the CLI's flags
+    are typed by click; the Python API's arguments arrive as given)."""
+    _check_optional(request, text_value, "task", "attack_loss")
+    _check_optional(request, text_values, "attacks", "defenses", "natural")
+    if request.attacks is not None and not request.attacks:
+        raise PlanError("names no attack; e.g. fgsm,pgd", "--attack", "attacks: give at least one attack, e.g. fgsm,pgd")
+    if request.eps is not None and not request.eps:
+        raise PlanError("no budget given; e.g. 0,1/255,8/255", "--eps", "eps: give at least one budget, e.g. [0, 8/255]")
+    for value in request.eps or ():
+        real_number(value, "eps", 0.0)
+    _check_optional(request, lambda v, name: real_number(v, name, 0.0), "headline_eps", "step_size")
+    if text_value(request.norm, "norm") not in NORMS:
+        raise PlanError(f"unknown norm {request.norm!r}; choose from {', '.join(NORMS)}", "--norm",
+                        f"norm {request.norm!r} is unknown; choose from {', '.join(NORMS)}")
+    text_value(request.targeted, "targeted")
+    _check_optional(request, lambda v, name: whole_number(v, name, 1), "n")
+    for name in ("steps", "restarts", "apgd_steps", "eot_samples", "batch_size"):
+        whole_number(getattr(request, name), name, 1)
+    real_number(request.rel_step_size, "rel_step_size", 0.0, open_low=True)
+    seed_number(request.seed)
+    if request.save_adversarials not in (None, HEADLINE):
+        real_number(request.save_adversarials, "save_adversarials", 0.0)
+
+
+def _check_optional(request: Request, check: Any, *names: str) -> None:
+    """``check(value, name)`` on each named setting that is not ``None``."""
+    for name in names:
+        value = getattr(request, name)
+        if value is not None:
+            check(value, name)
 
 
 def eps_grid(request: Request, info: Any) -> tuple[list[float], float]:
