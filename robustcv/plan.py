@@ -77,36 +77,37 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
 
 
 def check_request(request: Request) -> None:
-    """Every setting of the right type and range, or one ``UserError`` naming it (the CLI's flags
-    are typed by click; the Python API's arguments arrive as given)."""
-    _check_optional(request, text_value, "task", "attack_loss")
-    _check_optional(request, text_values, "attacks", "defenses", "natural")
+    """Every setting of the right type and range, or one :class:`PlanError` naming it (the CLI's
+    flags are typed by click; the Python API's arguments arrive as given)."""
     if request.attacks is not None and not request.attacks:
         raise PlanError("names no attack; e.g. fgsm,pgd", "--attack", "attacks: give at least one attack, e.g. fgsm,pgd")
     if request.eps is not None and not request.eps:
         raise PlanError("no budget given; e.g. 0,1/255,8/255", "--eps", "eps: give at least one budget, e.g. [0, 8/255]")
-    for value in request.eps or ():
-        real_number(value, "eps", 0.0)
-    _check_optional(request, lambda v, name: real_number(v, name, 0.0), "headline_eps", "step_size")
-    if text_value(request.norm, "norm") not in NORMS:
+    if isinstance(request.norm, str) and request.norm not in NORMS:
         raise PlanError(f"unknown norm {request.norm!r}; choose from {', '.join(NORMS)}", "--norm",
                         f"norm {request.norm!r} is unknown; choose from {', '.join(NORMS)}")
-    text_value(request.targeted, "targeted")
-    _check_optional(request, lambda v, name: whole_number(v, name, 1), "n")
-    for name in ("steps", "restarts", "apgd_steps", "eot_samples", "batch_size"):
-        whole_number(getattr(request, name), name, 1)
-    real_number(request.rel_step_size, "rel_step_size", 0.0, open_low=True)
-    seed_number(request.seed)
-    if request.save_adversarials not in (None, HEADLINE):
-        real_number(request.save_adversarials, "save_adversarials", 0.0)
-
-
-def _check_optional(request: Request, check: Any, *names: str) -> None:
-    """``check(value, name)`` on each named setting that is not ``None``."""
-    for name in names:
+    for name, check in _SETTING_CHECKS.items():
         value = getattr(request, name)
-        if value is not None:
+        if value is None or (name == "save_adversarials" and value == HEADLINE):
+            continue
+        try:
             check(value, name)
+        except UserError as exc:
+            raise PlanError(str(exc), "--" + _OPTION_NAMES.get(name, name).replace("_", "-")) from None
+
+
+_SETTING_CHECKS: dict[str, Any] = {
+    "task": text_value, "attack_loss": text_value, "norm": text_value, "targeted": text_value,
+    "attacks": text_values, "defenses": text_values, "natural": text_values,
+    "eps": lambda v, name: [real_number(e, name, 0.0) for e in v],
+    "headline_eps": lambda v, name: real_number(v, name, 0.0), "step_size": lambda v, name: real_number(v, name, 0.0),
+    "save_adversarials": lambda v, name: real_number(v, name, 0.0),
+    "rel_step_size": lambda v, name: real_number(v, name, 0.0, open_low=True),
+    **{k: (lambda v, name: whole_number(v, name, 1)) for k in ("n", "steps", "restarts", "apgd_steps",
+                                                               "eot_samples", "batch_size")},
+    "seed": lambda v, name: seed_number(v, name),
+}
+_OPTION_NAMES = {"attacks": "attack", "defenses": "defense", "batch_size": "eval_batch_size"}
 
 
 def eps_grid(request: Request, info: Any) -> tuple[list[float], float]:
