@@ -141,7 +141,7 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
     from robustcv.plan import check_request
 
     request = Request(task=task, attacks=_attack_names(attacks), defenses=_run_defenses(defenses),
-                      natural=_sweeps(natural), eps=_eps_values(eps), headline_eps=headline_eps, norm=norm,
+                      natural=_sweeps(natural), eps=_eps_values(eps), headline_eps=_headline(headline_eps), norm=norm,
                       targeted=targeted, n=n, steps=steps, step_size=step_size, rel_step_size=rel_step_size,
                       restarts=restarts, apgd_steps=apgd_steps, attack_loss=attack_loss, eot_samples=eot_samples,
                       batch_size=batch_size, seed=seed)
@@ -179,6 +179,16 @@ def _as_list(values: Any, name: str) -> list[Any]:
     if not isinstance(values, Iterable):
         raise UserError(f"{name} must be a list, got {values!r}")
     return list(values)
+
+
+def _headline(value: Any) -> Any:
+    """``headline_eps`` as a number (``"8/255"`` accepted, as ``--headline-eps``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_fraction(value)
+    except ValueError as exc:
+        raise UserError(f"headline_eps: {exc}") from None
 
 
 def _optional_whole(value: Any, name: str, low: int | None = None) -> int | None:
@@ -311,6 +321,10 @@ def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "cla
     from robustcv.service import train_if_absent
     from robustcv.training import Recipe
 
+    for value, label in ((dataset, "dataset"), (model, "model"), (task, "task"), (data_root, "data_root")):
+        text_value(str(value) if isinstance(value, Path) else value, label)
+    _check_run_arguments(name="train", task_settings=None, data_root=data_root, image_size=image_size,
+                         out=models_dir, force=force, show_progress=show_progress)
     known = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(recipe) - known)
     if unknown:

@@ -204,6 +204,7 @@ def _bad(case: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         "seed beyond 2**32": (model, (x, y), dict(k, seed=2 ** 70)),
         "seed as text": (model, (x, y), dict(k, seed="0")),
         "headline eps as text": (model, (x, y), dict(k, headline_eps="much")),
+        "infinite headline eps": (model, (x, y), dict(k, headline_eps=float("inf"))),
         "attacks not strings": (model, (x, y), dict(k, attacks=[1, 2])),
         "attacks empty": (model, (x, y), dict(k, attacks=[])),
         "defenses not strings": (model, (x, y), dict(k, defenses=[3])),
@@ -224,7 +225,7 @@ BAD_CASES = ["flat images", "images above 1", "uint8 images", "label out of rang
              "empty eps", "empty eps text", "eps a number list with a bool", "eps too large for a float", "norm l3",
              "norm not a string", "fractional n", "n as text", "zero steps", "fractional steps", "negative step size",
              "zero restarts", "zero batch size", "negative seed", "seed beyond 2**32", "seed as text",
-             "headline eps as text", "attacks not strings", "attacks empty", "defenses not strings",
+             "headline eps as text", "infinite headline eps", "attacks not strings", "attacks empty", "defenses not strings",
              "unknown natural sweep text", "duplicate class names", "zero classes", "class count as text",
              "task settings not a dict", "name not a string", "model on the meta device",
              "model with lazy parameters", "model not a module"]
@@ -255,10 +256,10 @@ def test_single_strings_are_read_as_the_cli_reads_them(digits_model):
     model, (x, y) = digits_model
     common = dict(num_classes=10, natural=[], steps=2)
     as_text = robustcv.evaluate(model, (x[:8], y[:8]), eps="0,8/255", attacks="fgsm,pgd", defenses="jpeg:75",
-                                **common)
+                                headline_eps="8/255", **common)
     as_lists = robustcv.evaluate(model, (x[:8], y[:8]), eps=[0, 8 / 255], attacks=["fgsm", "pgd"],
                                  defenses=["jpeg:75"], **common)
-    assert as_text.run["eps_grid"] == [0.0, 8 / 255]
+    assert as_text.run["eps_grid"] == [0.0, 8 / 255] and as_text.run["headline_eps"] == 8 / 255
     assert {r.attack for r in as_text.records} == {r.attack for r in as_lists.records} >= {"fgsm", "pgd"}
     assert {r.defense for r in as_text.records} == {"none", "jpeg:75"}
     strip = [{k: v for k, v in dataclasses.asdict(r).items() if k != "seconds"} for r in as_text.records]
@@ -266,13 +267,14 @@ def test_single_strings_are_read_as_the_cli_reads_them(digits_model):
 
 
 @pytest.mark.parametrize("recipe", [dict(epochs=0), dict(epochs=1.5), dict(epochs="2"), dict(lr=-0.1),
-                                    dict(batch_size=0), dict(seed=-3), dict(seed=2 ** 64)],
+                                    dict(batch_size=0), dict(seed=-3), dict(seed=2 ** 64), dict(dataset=3),
+                                    dict(force="yes")],
                          ids=["zero epochs", "fractional epochs", "epochs as text", "negative lr", "zero batch size",
-                              "negative seed", "seed beyond 2**32"])
+                              "negative seed", "seed beyond 2**32", "dataset not a name", "force as text"])
 def test_train_bad_recipe_is_one_clear_line(tmp_path, recipe):
     with pytest.raises(UserError) as info:
-        robustcv.train("digits", "small_cnn", models_dir=tmp_path / "models", **recipe)
-    assert "\n" not in str(info.value)
+        robustcv.train(**{"dataset": "digits", "model": "small_cnn", "models_dir": tmp_path / "models", **recipe})
+    assert str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "models").exists()
 
 

@@ -53,6 +53,8 @@ def classes_beside(path: Path) -> list[str] | None:
         return None
     try:
         doc = json.loads(side.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise UserError(f"cannot read the class names in {side}: the JSON is nested too deeply") from None
     except (ValueError, OSError) as exc:
         raise UserError(f"cannot read the class names in {side}: {' '.join(str(exc).split())}") from None
     names = doc.get("classes") if isinstance(doc, dict) else None

@@ -97,7 +97,7 @@ def _load_model_doc(entry: dict[str, Any], run_dir: Path) -> ModelDoc:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return ModelDoc(name, entry, path, None, f"model.json not found at {path}")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         return ModelDoc(name, entry, path, None, f"model.json at {path} unreadable: {' '.join(str(exc).split())}")
     if not isinstance(doc, dict):
         return ModelDoc(name, entry, path, None, f"model.json at {path} is not an object")
