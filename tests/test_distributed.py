@@ -112,7 +112,8 @@ USER_ERRORS = {  # a mistake every rank makes alike: a bad flag value, a file th
 }
 
 
-@pytest.mark.parametrize("case", sorted(USER_ERRORS))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c == "bad eps" else pytest.mark.slow)
+                                  for c in sorted(USER_ERRORS)])  # ~25 s each: one by default, as its neighbours
 def test_a_user_error_is_one_line_from_rank_0_and_every_rank_fails(checkpoint, tmp_path, case):
     flags, word = USER_ERRORS[case]
     model = [] if "--model-file" in flags else ["--checkpoint", str(checkpoint)]
