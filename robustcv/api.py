@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from fractions import Fraction
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from robustcv.arguments import real_number, text_value, text_values, unique_names, whole_number
 from robustcv.errors import UserError
-from robustcv.request import Request
+from robustcv.request import Request, parse_eps_text, parse_fraction, split_names
 
 if TYPE_CHECKING:  # torch stays unimported until a function runs
     import torch
@@ -144,22 +145,96 @@ def evaluate(model: "nn.Module", data: Any = "digits", *, eps: Sequence[float | 
     import torch
 
     from robustcv.device import resolve_device
-    from robustcv.evaluation.inputs import check_model_output
+    from robustcv.evaluation.inputs import check_model_output, check_model_ready
+    from robustcv.plan import check_request
 
-    request = Request(task=task, attacks=None if attacks is None else tuple(attacks), protocol=protocol,
-                      defenses=tuple(dict.fromkeys(["none", *defenses])),  # none first, whatever the order given
-                      natural=None if natural is None else tuple(natural), eps=_eps_values(eps),
-                      headline_eps=None if headline_eps is None else float(headline_eps), norm=norm,
+    request = Request(task=task, attacks=_attack_names(attacks), protocol=protocol, defenses=_run_defenses(defenses),
+                      natural=_sweeps(natural), eps=_eps_values(eps), headline_eps=_headline(headline_eps), norm=norm,
                       targeted=targeted, n=n, steps=steps, step_size=step_size, rel_step_size=rel_step_size,
                       restarts=restarts, apgd_steps=apgd_steps, attack_loss=attack_loss, eot_samples=eot_samples,
                       batch_size=batch_size, seed=seed)
+    check_request(request)
+    _check_run_arguments(name=name, task_settings=task_settings, data_root=data_root, image_size=image_size,
+                         out=out, force=force, show_progress=show_progress)
+    check_model_ready(model)
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
-    picked = _eval_data(data, request, classes, num_classes, ignore_index, data_root, image_size)
+    picked = _eval_data(data, request, _class_names(classes), _optional_whole(num_classes, "num_classes", 1),
+                        _optional_whole(ignore_index, "ignore_index"), str(data_root), image_size)
     with _restored(model):
         model = model.to(device).eval()
         check_model_output(model, picked.samples, picked.info, device)
         return _evaluate_checked(model, picked, request, device, out=out, force=force, show_progress=show_progress,
                                  name=name, task_settings=task_settings or {})
+
+
+def _check_run_arguments(*, name: Any, task_settings: Any, data_root: Any, image_size: Any, out: Any, force: Any,
+                         show_progress: Any) -> None:
+    """The arguments of :func:`evaluate` the request does not hold: right type and range, or one line."""
+    if not text_value(name, "name").strip():
+        raise UserError("name must not be empty")
+    if task_settings is not None and not isinstance(task_settings, dict):
+        raise UserError(f"task_settings must be a dict, got {task_settings!r}")
+    for value, label in ((data_root, "data_root"), (out, "out")):
+        if value is not None and not isinstance(value, (str, Path)):
+            raise UserError(f"{label} must be a path, got {value!r}")
+    _optional_whole(image_size, "image_size", 1)
+    for value, label in ((force, "force"), (show_progress, "show_progress")):
+        if not isinstance(value, bool):
+            raise UserError(f"{label} must be True or False, got {value!r}")
+
+
+def _as_list(values: Any, name: str) -> list[Any]:
+    if not isinstance(values, Iterable):
+        raise UserError(f"{name} must be a list, got {values!r}")
+    return list(values)
+
+
+def _headline(value: Any) -> Any:
+    """``headline_eps`` as a number (``"8/255"`` accepted, as ``--headline-eps``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_fraction(value)
+    except ValueError as exc:
+        raise UserError(f"headline_eps: {exc}") from None
+
+
+def _optional_whole(value: Any, name: str, low: int | None = None) -> int | None:
+    return None if value is None else whole_number(value, name, low)
+
+
+def _class_names(classes: Any) -> tuple[str, ...] | None:
+    """``classes`` as ``--classes`` takes them (``"cat,dog"`` or a list), each name once."""
+    if classes is None:
+        return None
+    names = split_names(classes) if isinstance(classes, str) else text_values(classes, "classes")
+    if not names:
+        raise UserError("classes names no class; e.g. ['cat', 'dog']")
+    return unique_names(names)
+
+
+def _attack_names(attacks: Any) -> tuple[str, ...] | None:
+    """``attacks`` as ``--attack`` takes them: ``"fgsm,pgd"`` or a list of names."""
+    from attacks.specs import split_attack_list
+
+    if attacks is None:
+        return None
+    return tuple(split_attack_list(attacks)) if isinstance(attacks, str) else text_values(attacks, "attacks")
+
+
+def _run_defenses(defenses: Any) -> tuple[str, ...]:
+    """``defenses`` as ``--defense`` takes them (``"jpeg:75,bit-depth:4"`` or a list), ``none`` first."""
+    names = split_names(defenses) if isinstance(defenses, str) else text_values(defenses, "defenses")
+    return tuple(dict.fromkeys(["none", *names]))  # none first, whatever the order given
+
+
+def _sweeps(natural: Any) -> tuple[str, ...] | None:
+    """``natural`` as ``--natural`` takes it (``"blur,noise"``, ``"none"``, or a list)."""
+    if natural is None:
+        return None
+    if isinstance(natural, str):
+        return () if natural.strip() == "none" else tuple(split_names(natural))
+    return text_values(natural, "natural")
 
 
 @contextlib.contextmanager
@@ -217,14 +292,19 @@ def _task_name(task: str | None) -> str:
     return get_task(task or DEFAULT_TASK).name
 
 
-def _eps_values(eps: Sequence[float | str] | None) -> tuple[float, ...] | None:
-    """The budgets as floats (``"8/255"`` accepted)."""
+def _eps_values(eps: Any) -> tuple[float, ...] | None:
+    """The budgets as floats: ``"0,8/255"`` as ``--eps`` reads it, or a list of numbers and
+    fractions (``"8/255"``); the resolver checks their range."""
     if eps is None:
         return None
+    if isinstance(eps, (int, float)) and not isinstance(eps, bool):
+        return (float(eps),)
     try:
-        return tuple(float(Fraction(e)) if isinstance(e, str) else float(e) for e in eps)
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise UserError(f"eps {list(eps)!r}: give numbers or fractions like 8/255") from None
+        if isinstance(eps, str):
+            return parse_eps_text(eps)
+        return tuple(parse_fraction(e) if isinstance(e, str) else real_number(e, "eps") for e in _as_list(eps, "eps"))
+    except ValueError as exc:
+        raise UserError(f"eps: {exc}") from None
 
 
 def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "classification",
@@ -249,11 +329,18 @@ def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "cla
     from robustcv.service import train_if_absent
     from robustcv.training import Recipe
 
+    for value, label in ((dataset, "dataset"), (model, "model"), (task, "task"), (data_root, "data_root")):
+        text_value(str(value) if isinstance(value, Path) else value, label)
+    _check_run_arguments(name="train", task_settings=None, data_root=data_root, image_size=image_size,
+                         out=models_dir, force=force, show_progress=show_progress)
     known = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(recipe) - known)
     if unknown:
         raise UserError(f"unknown training setting {unknown[0]!r}; Recipe has {', '.join(sorted(known))}")
-    spec = Recipe(**recipe)
+    try:
+        spec = Recipe(**recipe)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"training setting: {exc}") from None
     data = DataSpec(name=dataset, root=str(data_root), seed=spec.seed, task=_task_name(task), image_size=image_size)
     result = train_if_absent(data, ModelSpec(name=model, weights=weights), spec, models_dir=models_dir,
                             device=device, force=force, show_progress=show_progress)

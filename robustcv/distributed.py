@@ -46,6 +46,15 @@ def current() -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 when not launched by torchrun), known before the
+    process group is joined: a mistake every rank makes alike is then said by rank 0 alone."""
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    except ValueError:
+        return 0
+
+
 def setup(device: torch.device) -> tuple[World, torch.device]:
     """Join the process group when torchrun launched this process; returns the world and the
     device this rank uses (``cuda:LOCAL_RANK`` for CUDA)."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from robustcv.arguments import real_number, seed_number, text_value, text_values, whole_number
 from robustcv.errors import UserError
 from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, check_config, resolve_eps_grid
 from robustcv.protocols import ProtocolChoice, check_protocol_task, choose_protocol
-from robustcv.request import HEADLINE, Request
+from robustcv.request import HEADLINE, NORMS, Request
 from robustcv.tasks import get_task
 
 ALL_CLASSES = 1 << 30  # a class count no targeting can exceed: checks what the task never runs
@@ -69,6 +70,7 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
     Raises:
         PlanError: a setting that cannot run (UserError for an inconsistent grid or loop size).
     """
+    check_request(request)
     eps, headline = eps_grid(request, info)
     natural = natural_sweeps(request.natural)
     defenses = defense_list(request.defenses)
@@ -84,6 +86,40 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
                         seed=request.seed, save_adversarials=_save_eps(request.save_adversarials, headline))
     check_attacks(config, info, task_settings or {})
     return config
+
+
+def check_request(request: Request) -> None:
+    """Every setting of the right type and range, or one :class:`PlanError` naming it (the CLI's
+    flags are typed by click; the Python API's arguments arrive as given)."""
+    if request.attacks is not None and not request.attacks:
+        raise PlanError("names no attack; e.g. fgsm,pgd", "--attack", "attacks: give at least one attack, e.g. fgsm,pgd")
+    if request.eps is not None and not request.eps:
+        raise PlanError("no budget given; e.g. 0,1/255,8/255", "--eps", "eps: give at least one budget, e.g. [0, 8/255]")
+    if isinstance(request.norm, str) and request.norm not in NORMS:
+        raise PlanError(f"unknown norm {request.norm!r}; choose from {', '.join(NORMS)}", "--norm",
+                        f"norm {request.norm!r} is unknown; choose from {', '.join(NORMS)}")
+    for name, check in _SETTING_CHECKS.items():
+        value = getattr(request, name)
+        if value is None or (name == "save_adversarials" and value == HEADLINE):
+            continue
+        try:
+            check(value, name)
+        except UserError as exc:
+            raise PlanError(str(exc), "--" + _OPTION_NAMES.get(name, name).replace("_", "-")) from None
+
+
+_SETTING_CHECKS: dict[str, Any] = {
+    "task": text_value, "attack_loss": text_value, "norm": text_value, "targeted": text_value, "protocol": text_value,
+    "attacks": text_values, "defenses": text_values, "natural": text_values,
+    "eps": lambda v, name: [real_number(e, name, 0.0) for e in v],
+    "headline_eps": lambda v, name: real_number(v, name, 0.0), "step_size": lambda v, name: real_number(v, name, 0.0),
+    "save_adversarials": lambda v, name: real_number(v, name, 0.0),
+    "rel_step_size": lambda v, name: real_number(v, name, 0.0, open_low=True),
+    **{k: (lambda v, name: whole_number(v, name, 1)) for k in ("n", "steps", "restarts", "apgd_steps",
+                                                               "eot_samples", "batch_size")},
+    "seed": lambda v, name: seed_number(v, name),
+}
+_OPTION_NAMES = {"attacks": "attack", "defenses": "defense", "batch_size": "eval_batch_size"}
 
 
 def eps_grid(request: Request, info: Any) -> tuple[list[float], float]:

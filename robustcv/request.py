@@ -7,8 +7,34 @@ from the task and the dataset, so the same request gives the same run whichever 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 HEADLINE = "headline"  # save_adversarials: at the run's headline eps
+NORMS = ("linf", "l2")  # the threat models a run attacks in
+
+
+def parse_fraction(text: str) -> float:
+    """``"8/255"`` or ``"0.1"`` → float; ``ValueError`` with a readable message otherwise."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise ValueError(f"{text!r} is not a number or fraction like 8/255") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def parse_eps_text(text: str) -> tuple[float, ...]:
+    """``"0,1/255,2/255"`` → floats, as ``--eps`` reads them; ``ValueError`` on a bad or empty entry."""
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts) or not all(parts):
+        raise ValueError(f"{text!r} has an empty entry; give comma-separated budgets like 0,1/255,8/255")
+    return tuple(parse_fraction(part) for part in parts)
+
+
+def split_names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (``--defense``, ``--natural``, ``--classes``)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 @dataclass(frozen=True)

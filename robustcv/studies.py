@@ -15,38 +15,59 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from robustcv.arguments import SEED_MAX
 from robustcv.results import RunResults
 
 STUDY_SCHEMA = "robustcv.study/1"
 WORST = "worst-case"
-_RANGE = re.compile(r"^(-?\d+)\s*-\s*(-?\d+)$")
+MAX_STUDY_SEEDS = 1000  # a study of more runs is a mistake, not a plan
+_SEED = re.compile(r"[0-9]+")
+_RANGE = re.compile(r"([0-9]+)\s*-\s*([0-9]+)")
 
 
 def parse_seeds(text: str) -> list[int]:
     """``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"0,3,5"`` and mixes (``"0-2,7"``) too.
 
+    Linear in the text: a range's length is counted before it is expanded, so ``0-100000000``
+    is refused at once.
+
     Raises:
-        ValueError: an entry that is not an integer or an ascending range, a repeated seed, or
-            fewer than two seeds (a standard deviation needs two).
+        ValueError: an entry that is not a non-negative integer or an ascending range, a seed
+            outside ``[0, 2**32 - 1]``, a repeated seed, fewer than two seeds (a standard
+            deviation needs two) or more than ``MAX_STUDY_SEEDS``.
     """
-    seeds: list[int] = []
-    for part in (p.strip() for p in str(text).split(",")):
-        match = _RANGE.match(part)
-        if match:
-            low, high = int(match[1]), int(match[2])
-            if high < low:
-                raise ValueError(f"{part!r} is a descending range; write it low-high, e.g. {high}-{low}")
-            seeds += range(low, high + 1)
-        elif re.fullmatch(r"-?\d+", part):
-            seeds.append(int(part))
-        else:
-            raise ValueError(f"{part!r} is not a seed; give integers and ranges, e.g. 0-9 or 0,3,5")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ValueError(f"seed {repeated[0]} is given twice")
+    bounds = [_seed_bounds(part.strip()) for part in str(text).split(",")]
+    if sum(high - low + 1 for low, high in bounds) > MAX_STUDY_SEEDS:
+        raise ValueError(f"{text!r} names more than {MAX_STUDY_SEEDS} seeds; a study takes at most {MAX_STUDY_SEEDS}")
+    seeds = [seed for low, high in bounds for seed in range(low, high + 1)]
+    seen: set[int] = set()
+    for seed in seeds:
+        if seed in seen:
+            raise ValueError(f"seed {seed} is given twice")
+        seen.add(seed)
     if len(seeds) < 2:
         raise ValueError("a seed study needs at least two seeds (for one run, use --seed)")
     return seeds
+
+
+def _seed_bounds(part: str) -> tuple[int, int]:
+    """One entry of a seed list as ``(low, high)``: ``"7"`` -> ``(7, 7)``, ``"0-4"`` -> ``(0, 4)``."""
+    match = _RANGE.fullmatch(part)
+    if match:
+        low, high = _seed(match[1]), _seed(match[2])
+        if high < low:
+            raise ValueError(f"{part!r} is a descending range; write it low-high, e.g. {high}-{low}")
+        return low, high
+    if _SEED.fullmatch(part):
+        return _seed(part), _seed(part)
+    raise ValueError(f"{part!r} is not a seed; give integers from 0 and ranges, e.g. 0-9 or 0,3,5")
+
+
+def _seed(digits: str) -> int:
+    """A seed numpy and torch accept; the digits are bounded before int() reads them."""
+    if len(digits) > len(str(SEED_MAX)) or int(digits) > SEED_MAX:
+        raise ValueError(f"seed {digits} is beyond {SEED_MAX} (seeds run from 0 to 2**32 - 1)")
+    return int(digits)
 
 
 @dataclass(frozen=True)

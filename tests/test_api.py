@@ -8,6 +8,7 @@ check, as in test_data_torchvision.py.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import pickle
@@ -186,19 +187,95 @@ def _bad(case: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         "not data": (model, 42, k),
         "bad eps": (model, (x, y), dict(k, eps=["a lot"])),
         "unknown attack": (model, (x, y), dict(k, attacks=["nope"])),
+        "empty eps": (model, (x, y), dict(k, eps=[])),
+        "empty eps text": (model, (x, y), dict(k, eps="")),
+        "eps a number list with a bool": (model, (x, y), dict(k, eps=[0, True])),
+        "eps too large for a float": (model, (x, y), dict(k, eps=["1e400"])),
+        "norm l3": (model, (x, y), dict(k, norm="l3")),
+        "norm not a string": (model, (x, y), dict(k, norm=2)),
+        "fractional n": (model, (x, y), dict(k, n=2.5)),
+        "n as text": (model, (x, y), dict(k, n="5")),
+        "zero steps": (model, (x, y), dict(k, steps=0)),
+        "fractional steps": (model, (x, y), dict(k, steps=1.5)),
+        "negative step size": (model, (x, y), dict(k, step_size=-0.1)),
+        "zero restarts": (model, (x, y), dict(k, restarts=0)),
+        "zero batch size": (model, (x, y), dict(k, batch_size=0)),
+        "negative seed": (model, (x, y), dict(k, seed=-1)),
+        "seed beyond 2**32": (model, (x, y), dict(k, seed=2 ** 70)),
+        "seed as text": (model, (x, y), dict(k, seed="0")),
+        "headline eps as text": (model, (x, y), dict(k, headline_eps="much")),
+        "infinite headline eps": (model, (x, y), dict(k, headline_eps=float("inf"))),
+        "attacks not strings": (model, (x, y), dict(k, attacks=[1, 2])),
+        "attacks empty": (model, (x, y), dict(k, attacks=[])),
+        "defenses not strings": (model, (x, y), dict(k, defenses=[3])),
+        "unknown natural sweep text": (model, (x, y), dict(k, natural="nope")),
+        "duplicate class names": (model, (x, y), dict(classes=["0", "1", "2", "3", "0", "5", "6", "7", "8", "9"])),
+        "zero classes": (model, (x, y), dict(num_classes=0)),
+        "class count as text": (model, (x, y), dict(num_classes="10")),
+        "task settings not a dict": (model, (x, y), dict(k, task_settings=[1])),
+        "name not a string": (model, (x, y), dict(k, name=3)),
+        "model on the meta device": (copy.deepcopy(model).to("meta"), (x, y), k),
+        "model with lazy parameters": (nn.Sequential(nn.Flatten(), nn.LazyLinear(10)), (x, y), k),
+        "model not a module": (lambda t: t, (x, y), k),
     }[case]
 
 
-@pytest.mark.parametrize("case", ["flat images", "images above 1", "uint8 images", "label out of range",
-                                  "labels not matching images", "no class count", "model with 7 outputs",
-                                  "model that fails", "not data", "bad eps", "unknown attack"])
+BAD_CASES = ["flat images", "images above 1", "uint8 images", "label out of range", "labels not matching images",
+             "no class count", "model with 7 outputs", "model that fails", "not data", "bad eps", "unknown attack",
+             "empty eps", "empty eps text", "eps a number list with a bool", "eps too large for a float", "norm l3",
+             "norm not a string", "fractional n", "n as text", "zero steps", "fractional steps", "negative step size",
+             "zero restarts", "zero batch size", "negative seed", "seed beyond 2**32", "seed as text",
+             "headline eps as text", "infinite headline eps", "attacks not strings", "attacks empty", "defenses not strings",
+             "unknown natural sweep text", "duplicate class names", "zero classes", "class count as text",
+             "task settings not a dict", "name not a string", "model on the meta device",
+             "model with lazy parameters", "model not a module"]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_input_is_one_clear_line(digits_model, case):
     model, (x, y) = digits_model
     bad_model, data, kwargs = _bad(case, model, x[:20], y[:20])
     with pytest.raises(UserError) as info:
-        robustcv.evaluate(bad_model, data, natural=[], **kwargs)
+        robustcv.evaluate(bad_model, data, **{"natural": [], **kwargs})
     message = str(info.value)
     assert message and "\n" not in message and "Traceback" not in message, message
+
+
+def test_duplicate_class_names_name_the_duplicate(digits_model):
+    model, (x, y) = digits_model
+    names = ["a", "b", "c", "d", "e", "b", "g", "h", "i", "j"]
+    with pytest.raises(UserError, match="'b'"):
+        robustcv.evaluate(model, (x[:8], y[:8]), classes=names, natural=[])
+    with pytest.raises(UserError, match="'3'"):
+        robustcv.evaluate(model, "digits", classes=[str(i) for i in range(9)] + ["3"], natural=[], n=4)
+
+
+def test_single_strings_are_read_as_the_cli_reads_them(digits_model):
+    """``eps="0,8/255"`` is ``--eps 0,8/255`` and ``attacks="fgsm,pgd"`` is ``--attack fgsm,pgd``:
+    never split into characters."""
+    model, (x, y) = digits_model
+    common = dict(num_classes=10, natural=[], steps=2)
+    as_text = robustcv.evaluate(model, (x[:8], y[:8]), eps="0,8/255", attacks="fgsm,pgd", defenses="jpeg:75",
+                                headline_eps="8/255", **common)
+    as_lists = robustcv.evaluate(model, (x[:8], y[:8]), eps=[0, 8 / 255], attacks=["fgsm", "pgd"],
+                                 defenses=["jpeg:75"], **common)
+    assert as_text.run["eps_grid"] == [0.0, 8 / 255] and as_text.run["headline_eps"] == 8 / 255
+    assert {r.attack for r in as_text.records} == {r.attack for r in as_lists.records} >= {"fgsm", "pgd"}
+    assert {r.defense for r in as_text.records} == {"none", "jpeg:75"}
+    strip = [{k: v for k, v in dataclasses.asdict(r).items() if k != "seconds"} for r in as_text.records]
+    assert strip == [{k: v for k, v in dataclasses.asdict(r).items() if k != "seconds"} for r in as_lists.records]
+
+
+@pytest.mark.parametrize("recipe", [dict(epochs=0), dict(epochs=1.5), dict(epochs="2"), dict(lr=-0.1),
+                                    dict(batch_size=0), dict(seed=-3), dict(seed=2 ** 64), dict(dataset=3),
+                                    dict(force="yes")],
+                         ids=["zero epochs", "fractional epochs", "epochs as text", "negative lr", "zero batch size",
+                              "negative seed", "seed beyond 2**32", "dataset not a name", "force as text"])
+def test_train_bad_recipe_is_one_clear_line(tmp_path, recipe):
+    with pytest.raises(UserError) as info:
+        robustcv.train(**{"dataset": "digits", "model": "small_cnn", "models_dir": tmp_path / "models", **recipe})
+    assert str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "models").exists()
 
 
 def test_train_returns_the_model_and_its_checkpoint(tmp_path):

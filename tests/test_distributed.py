@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,3 +115,27 @@ def test_an_output_rank_0_refuses_stops_every_rank_with_one_line(checkpoint, tmp
     lines = _our_lines(done.stderr)
     assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr[-2000:]
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+USER_ERRORS = {  # a mistake every rank makes alike: a bad flag value, a file that is not there
+    "bad eps": (["--eps", "0,x"], "--eps"),
+    "missing model file": (["--model-file", "absent.pt2"], "absent.pt2"),
+    "bad seed": (["--seed", "99999999999999999999"], "--seed"),
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c == "bad eps" else pytest.mark.slow)
+                                  for c in sorted(USER_ERRORS)])  # ~25 s each: one by default, as its neighbours
+def test_a_user_error_is_one_line_from_rank_0_and_every_rank_fails(checkpoint, tmp_path, case):
+    flags, word = USER_ERRORS[case]
+    model = [] if "--model-file" in flags else ["--checkpoint", str(checkpoint)]
+    done = _robustcv(["attack", "-q", "--samples", "20", "--natural", "none", "--no-report", "--attack", "fgsm",
+                      *model, *flags], tmp_path, processes=2)
+    assert done.returncode != 0
+    lines = _our_lines(done.stderr)
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and word in lines[0], done.stderr[-2000:]
+    frames = [line for line in done.stderr.splitlines() if 'File "' in line and "site-packages/torch" not in line
+              and "<frozen" not in line]
+    assert not frames, frames  # torchrun's own failure summary is all the traceback there is
+    exits = re.findall(r"exitcode\s*:\s*(-?\d+)", done.stderr)
+    assert exits and all(code != "0" for code in exits), done.stderr[-2000:]

@@ -53,6 +53,28 @@ BAD = [
     Bad("run missing", drop("run"), "run: missing"),
     Bad("negative headline eps", at("run.headline_eps", -1), "run.headline_eps"),
     Bad("gallery path as number", at("gallery.0.clean_path", 3), "gallery[0].clean_path"),
+    Bad("infinite eps on the grid", at("run.eps_grid", [0, 1e400]), "run.eps_grid"),
+    Bad("nan eps on the grid", at("run.eps_grid", [0, float("nan")]), "run.eps_grid"),
+    Bad("negative eps on the grid", at("run.eps_grid", [0, -0.1]), "run.eps_grid"),
+    Bad("eps grid as text", at("run.eps_grid", "0,0.1"), "run.eps_grid"),
+    Bad("infinite headline eps", at("run.headline_eps", 1e400), "run.headline_eps"),
+    Bad("data info as text", at("run.data_info", "digits"), "run.data_info"),
+    Bad("class names as text", at("run.data_info.classes", "0123456789"), "run.data_info.classes"),
+    Bad("class name as number", at("run.data_info.classes", [0, 1]), "run.data_info.classes"),
+    Bad("norm as number", at("run.norm", 2), "run.norm"),
+    Bad("task as list", at("run.task", ["classification"]), "run.task"),
+    Bad("seed as text", at("run.seed", "0"), "run.seed"),
+    Bad("sample count negative", at("run.n", -4), "run.n"),
+    Bad("run name as object", at("run.name", {"a": 1}), "run.name"),
+    Bad("study as text", at("run.study", "seeds"), "run.study"),
+    Bad("models not a list", at("models", "m"), "models"),
+    Bad("absolute gallery path", at("gallery.0.clean_path", "/etc/secret.png"), "gallery[0].clean_path"),
+    Bad("gallery path escaping the run", at("gallery.1.adversarial_path", "../../secret.png"),
+        "gallery[1].adversarial_path"),
+    Bad("absolute mask path", at("gallery.0.truth_mask_path", "/tmp/mask.png"), "gallery[0].truth_mask_path"),
+    Bad("absolute model.json path", at("models.0.model_json", "/etc/model.json"), "models[0].model_json"),
+    Bad("model_json naming another file", at("models.0.model_json", "../../notes/secret.json"),
+        "models[0].model_json"),
 ]
 
 
@@ -77,3 +99,18 @@ def test_a_valid_results_json_renders(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(capsys, "report", run_dir, "--out", "report", "--format", "md")
     assert code == 0, err
     assert (tmp_path / "report" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("where", ["run", "records"])
+def test_deeply_nested_results_json_is_one_line(where, tmp_path, monkeypatch, capsys):
+    """A nesting deeper than the parser's recursion limit is a bad file, not a RecursionError."""
+    monkeypatch.chdir(tmp_path)
+    run_dir = make_run(tmp_path / "runs", "deep", "m", adversarial=False, failing_check=False)
+    path = run_dir / "results.json"
+    data = json.loads(path.read_text("utf-8"))
+    data[where] = "NESTED"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text(json.dumps(data).replace('"NESTED"', deep), encoding="utf-8")
+    code, _, err = run_cli(capsys, "report", run_dir, "--out", "report")
+    assert_one_line(code, err, str(path), "nested")
+    assert not (tmp_path / "report").exists()

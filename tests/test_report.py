@@ -197,7 +197,7 @@ def test_force_rewrites_byte_identical_files(report):
 def test_missing_model_json_and_image_are_reported_not_fatal(tmp_path):
     run_dir = make_run(tmp_path, "lonely", "m", adversarial=False, failing_check=False)
     results = RunResults.load(run_dir / "results.json")
-    Path(results.models[0]["model_json"]).unlink()
+    (run_dir / results.models[0]["model_json"]).unlink()
     (run_dir / results.gallery[0].clean_path).unlink()
     (run_dir / results.gallery[1].clean_path).write_text("not a png")
     paths = render_report([run_dir], tmp_path / "out", formats=("html",))

@@ -8,6 +8,7 @@ import atexit
 import functools
 import json
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -110,7 +111,7 @@ def make_run(root: Path, name: str, model: str, adversarial: bool, failing_check
              "eps_grid": GRID, "headline_eps": 0.1, "n": 60, "dataset": {"name": "digits"},
              "data_info": {"name": "digits", "classes": CLASSES}},
         models=[{"name": model, "checkpoint": str(model_json.parent), "spec_hash": "1a2b3c4d5e6f",
-                 "model_json": str(model_json)}],
+                 "model_json": os.path.relpath(model_json, run_dir)}],  # as robustcv writes it
         records=records, min_eps=min_eps, sanity_checks=checks, gallery=gallery)
     results.save(run_dir / "results.json")
     return run_dir

@@ -28,11 +28,29 @@ def test_parse_seeds(text, seeds):
 
 @pytest.mark.parametrize("text, words", [
     ("5-2", "descending"), ("x", "not a seed"), ("", "not a seed"), ("1,,2", "not a seed"), ("3", "at least two"),
-    ("0-2,2", "twice"), ("1.5,2", "not a seed"),
+    ("0-2,2", "twice"), ("1.5,2", "not a seed"), ("-1,2", "not a seed"), ("0-1000", "at most 1000"),
+    ("0-99999999999999999999", "4294967295"), ("0,99999999999999999999", "4294967295"), ("4294967295-4294967296", "4294967295"),
 ])
 def test_bad_seed_lists(text, words):
     with pytest.raises(ValueError, match=words):
         parse_seeds(text)
+
+
+def test_a_huge_seed_range_is_refused_at_once():
+    """``0-100000000`` once grew to gigabytes: the count is checked before any list is built."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="at most 1000"):
+        parse_seeds("0-100000000")
+    with pytest.raises(ValueError, match="at most 1000"):
+        parse_seeds(",".join(str(i) for i in range(2000)))
+    assert time.perf_counter() - start < 0.5
+
+
+def test_the_largest_study_and_the_largest_seed_are_taken():
+    assert parse_seeds("0-999") == list(range(1000))
+    assert parse_seeds("4294967294-4294967295") == [4294967294, 4294967295]
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -42,6 +60,11 @@ def test_bad_seed_lists(text, words):
     (["attack", "--seeds", "0-1", "--seed", "3"], "--seed"),
     (["train", "--seeds", "0,1", "--seed", "3"], "--seed"),
     (["attack", "--seeds", "0,1", "--model-file", "model.pt2"], "--model-file"),
+    (["attack", "--seeds", "0-100000000"], "--seeds"),
+    (["train", "--seeds", "0-100000000"], "--seeds"),
+    (["attack", "--seed", "99999999999999999999"], "--seed"),
+    (["train", "--seed", "99999999999999999999"], "--seed"),
+    (["train", "--seed", "-1"], "--seed"),
 ])
 def test_bad_seeds_on_the_command_line_is_one_line_exit_2(capsys, tmp_path, argv, words):
     code, _, err = run_cli(capsys, *argv, "--models-dir", tmp_path, "--quiet")

@@ -60,23 +60,32 @@ def _main(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="robustcv", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        _say("Aborted.")
         return 130
     except click.ClickException as exc:  # UsageError, BadParameter, ... (exit code 2)
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        _say(f"Error: {exc.format_message()}")
         return exc.exit_code
     except UserError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        _say(f"Error: {exc}")
         return 2
     except OSError as exc:  # a file-system fault (no permission, full disk, ...) is the user's to fix
         message = describe_os_error(exc)
         if message is None:
             raise
-        click.echo(f"Error: {message}", err=True)
+        _say(f"Error: {message}")
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
     return 0
+
+
+def _say(line: str) -> None:
+    """One line on stderr; under torchrun from rank 0 alone: every rank reads the same flags and
+    files, so each meets the same mistake, and the other ranks end with the same status silently."""
+    from robustcv.distributed import launched_rank
+
+    if launched_rank() == 0:
+        click.echo(line, err=True)
 
 
 def run() -> None:  # pragma: no cover - thin wrapper for `python -m robustcv`

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 from click.core import ParameterSource
 
+from robustcv.arguments import SEED_MAX
 from robustcv.data.base import DataSpec
 from robustcv.device import DEVICE_CHOICES
+from robustcv.request import parse_fraction
 from robustcv.tasks import get_task, list_tasks
 from robustcv.training.recipe import (ADV_TRAIN, AUGMENT_POLICIES, CLASS_WEIGHTS, ENSEMBLE_MODES, LOSSES, MONITORS,
                                       OPTIMIZERS, SCHEDULES, Recipe)
@@ -23,17 +24,6 @@ def given(name: str) -> bool:
     ctx = click.get_current_context(silent=True)
     return ctx is not None and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
                                                                   ParameterSource.ENVIRONMENT)
-
-
-def parse_fraction(text: str) -> float:
-    """``"8/255"`` or ``"0.1"`` → float; ``ValueError`` with a readable message otherwise."""
-    try:
-        value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise ValueError(f"{text!r} is not a number or fraction like 8/255") from None
-    if value < 0:
-        raise ValueError(f"{text!r} is negative")
-    return value
 
 
 class FractionType(click.ParamType):
@@ -189,7 +179,7 @@ recipe_options = _stack(
     click.option("--ensemble-mode", type=_choice(ENSEMBLE_MODES), default=ENSEMBLE_MODES[0], show_default=True,
                  help="How the members of --model ensemble:A+B+... differ: their seeds, or seeds and a bootstrap "
                       "resample of the training split (bagging)."),
-    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True),
 )
 
 run_options = _stack(

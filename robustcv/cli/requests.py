@@ -7,10 +7,10 @@ from typing import Any, Iterator
 
 import click
 
-from robustcv.cli.options import RECIPE_KEYS, given, parse_fraction
+from robustcv.cli.options import RECIPE_KEYS, given
 from robustcv.plan import (PlanError, check_attack_offered, check_protocol_request, check_task_protocol,
                            check_task_targeting, resolve)
-from robustcv.request import HEADLINE, Request
+from robustcv.request import HEADLINE, Request, parse_eps_text, parse_fraction, split_names
 from robustcv.tasks import DEFAULT_TASK, get_task
 
 DEFAULT_ATTACKS = ",".join(get_task(DEFAULT_TASK).default_attacks(10))  # --help shows them
@@ -28,17 +28,13 @@ MODEL_FILE_FIXES = ("checkpoint", "model_name", "weights", "hidden", "dropout", 
 
 def split_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
-    return [part.strip() for part in text.split(",") if part.strip()]
+    return split_names(text)
 
 
 def parse_eps_list(text: str) -> list[float]:
     """``"0,1/255,2/255"`` → floats; ``click.BadParameter`` on a bad or empty entry (``","``, ``"0,,1"``)."""
-    parts = [part.strip() for part in text.split(",")]
-    if not any(parts) or not all(parts):
-        raise click.BadParameter(f"{text!r} has an empty entry; give comma-separated budgets like 0,1/255,8/255",
-                                 param_hint="--eps")
     try:
-        return [parse_fraction(part) for part in parts]
+        return list(parse_eps_text(text))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--eps") from None
 

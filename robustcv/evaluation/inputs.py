@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from robustcv.data.base import DataInfo, DataSpec
+from robustcv.arguments import unique_names
 from robustcv.errors import UserError
 from robustcv.evaluation.samples import Samples, draw_samples
 from robustcv.tasks import get_task
@@ -39,7 +40,7 @@ def dataset_samples(spec: DataSpec, n: int, seed: int, classes: Sequence[str] | 
     if classes is not None:
         if len(classes) != info.num_classes:
             raise UserError(f"{len(classes)} class names given, but {spec.name} has {info.num_classes} classes")
-        info = _with_classes(info, classes)
+        info = _with_classes(info, unique_names(classes))
     return EvalData(draw_samples(*as_tensors(splits.test), n, seed), info, spec)
 
 
@@ -53,7 +54,7 @@ def tensor_samples(data: Any, task: str, classes: Sequence[str] | None, num_clas
         x, y = x[:n], y[:n]
     if classes is None and num_classes is None:
         raise UserError("give classes=[...] or num_classes=K with tensor data (the labels do not say how many)")
-    names = tuple(str(c) for c in classes) if classes is not None else tuple(str(i) for i in range(num_classes))
+    names = unique_names(classes) if classes is not None else tuple(str(i) for i in range(num_classes))
     if num_classes is not None and num_classes != len(names):
         raise UserError(f"num_classes={num_classes} but {len(names)} class names given")
     definition = get_task(task)
@@ -114,6 +115,22 @@ def check_labels(y: torch.Tensor, n: int, info: DataInfo) -> torch.Tensor:
     if problem is not None:
         raise UserError(problem)
     return y
+
+
+def check_model_ready(model: Any) -> None:
+    """A module whose weights hold numbers: not on the meta device, no lazy (uninitialized)
+    parameter; otherwise one line saying what to do."""
+    from torch.nn.parameter import UninitializedTensorMixin
+
+    if not isinstance(model, nn.Module):
+        raise UserError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(isinstance(t, UninitializedTensorMixin) for t in tensors):
+        raise UserError("the model has uninitialized (lazy) parameters; run one batch through it first so "
+                        "they take their shapes")
+    if any(t.is_meta for t in tensors):
+        raise UserError("the model's weights are on the meta device (no values); load them, e.g. with "
+                        "load_state_dict(..., assign=True), before evaluating")
 
 
 def check_model_output(model: nn.Module, samples: Samples, info: DataInfo, device: torch.device) -> None:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from robustcv.data.base import DataInfo, DataSpec
+from robustcv.arguments import unique_names
 from robustcv.errors import UserError
 from robustcv.evaluation.config import EvalConfig
 from robustcv.evaluation.inputs import check_model_output
@@ -52,12 +53,14 @@ def classes_beside(path: Path) -> list[str] | None:
         return None
     try:
         doc = json.loads(side.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise UserError(f"cannot read the class names in {side}: the JSON is nested too deeply") from None
     except (ValueError, OSError) as exc:
         raise UserError(f"cannot read the class names in {side}: {' '.join(str(exc).split())}") from None
     names = doc.get("classes") if isinstance(doc, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise UserError(f'{side} must hold {{"classes": ["name", ...]}}')
-    return names
+    return list(unique_names(names, f"the class names in {side}"))
 
 
 def open_model_file(path: str | Path, spec: DataSpec, classes: Sequence[str] | None,
@@ -69,7 +72,7 @@ def open_model_file(path: str | Path, spec: DataSpec, classes: Sequence[str] | N
 
     path = Path(path)
     model = load_model_file(path, device=device)
-    names = list(classes) if classes else classes_beside(path)
+    names = unique_names(classes) if classes else classes_beside(path)
     splits = get_dataset(spec)
     info = splits.info
     if names is not None:

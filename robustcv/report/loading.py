@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from robustcv.errors import UserError
-from robustcv.report.validation import ResultsError, validate_results
+from robustcv.report.validation import ResultsError, is_inside, validate_results
 from robustcv.results import RunResults
 
 RESULTS_FILE = "results.json"
@@ -75,6 +75,8 @@ def load_run(run_dir: Path) -> RunData:
             data = json.load(handle)
         validate_results(data)
         results = RunResults.from_dict(data)
+    except RecursionError:
+        raise UserError(f"cannot read {results_path}: the JSON is nested too deeply") from None
     except (OSError, ValueError, TypeError, KeyError, ResultsError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise UserError(f"cannot read {results_path}: {reason}") from None
@@ -90,12 +92,12 @@ def _load_model_doc(entry: dict[str, Any], run_dir: Path) -> ModelDoc:
     raw = entry.get("model_json")
     if not raw:
         return ModelDoc(name, entry, None, None, "results.json names no model.json")
-    path = Path(raw) if Path(raw).is_absolute() else run_dir / raw
+    path = run_dir / raw  # validated: relative, named model.json
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return ModelDoc(name, entry, path, None, f"model.json not found at {path}")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         return ModelDoc(name, entry, path, None, f"model.json at {path} unreadable: {' '.join(str(exc).split())}")
     if not isinstance(doc, dict):
         return ModelDoc(name, entry, path, None, f"model.json at {path} is not an object")
@@ -108,9 +110,11 @@ def read_png(run: RunData, relative: str) -> bytes | None:
     Only PNG files are accepted, so a stray path in results.json cannot pull an arbitrary file
     into a report that may be shared.
     """
-    if not relative:
+    if not relative or not is_inside(relative):
         return None
     path = run.directory / relative
+    if not path.resolve().is_relative_to(run.directory.resolve()):  # a link inside the run pointing out
+        return None
     try:
         payload = path.read_bytes()
     except OSError:

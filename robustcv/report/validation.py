@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from typing import Any, Callable
 
 from robustcv.errors import UserError
@@ -68,9 +69,7 @@ def validate_results(data: Any) -> None:
         raise ResultsError(f"schema: expected {SCHEMA!r}, got {data.get('schema')!r}")
     if not isinstance(data.get("run"), dict):
         raise ResultsError("run: missing or not an object")
-    if "headline_eps" in data["run"] and data["run"]["headline_eps"] is not None:
-        _require(_is_finite(data["run"]["headline_eps"]) and data["run"]["headline_eps"] >= 0,
-                 "run.headline_eps", "a finite number >= 0", data["run"]["headline_eps"])
+    _check_run(data["run"])
     for key, cls in (("records", Record), ("min_eps", MinEps), ("sanity_checks", SanityCheck),
                      ("gallery", GalleryItem)):
         items = data.get(key, [])
@@ -79,9 +78,79 @@ def validate_results(data: Any) -> None:
             _check_fields(item, cls, f"{key}[{i}]")
     for i, record in enumerate(data.get("records", [])):
         _check_record(record, f"records[{i}]")
+    for i, item in enumerate(data.get("gallery", [])):
+        _check_gallery_paths(item, f"gallery[{i}]")
     models = data.get("models", [])
     _require(isinstance(models, list) and all(isinstance(m, dict) for m in models), "models", "a list of objects",
              models)
+    for i, model in enumerate(models):
+        _check_keys(model, MODEL_FIELDS, f"models[{i}]")
+        _check_model_json(model.get("model_json"), f"models[{i}].model_json")
+
+
+# The run block's keys robustcv writes and reads back, by kind (each may be null or absent).
+RUN_FIELDS = {"name": "str", "command": "str", "created": "str", "seed": "count", "device": "str", "versions": "dict",
+              "task": "str", "norm": "str", "eps_grid": "list", "headline_eps": "number", "n": "count",
+              "dataset": "dict", "data_info": "dict", "config": "dict", "study": "dict", "targeted": "str"}
+DATA_INFO_FIELDS = {"name": "str", "task": "str", "classes": "list", "channels": "count", "image_size": "list",
+                    "mean": "list", "std": "list", "hflip_ok": "bool", "ignore_index": "count"}
+STUDY_FIELDS = {"name": "str", "seeds": "list", "seed": "count"}
+MODEL_FIELDS = {"name": "str", "checkpoint": "str", "spec_hash": "str", "model_json": "str", "model_file": "str"}
+MODEL_JSON = "model.json"
+
+
+def _check_run(run: dict) -> None:
+    """The run block: each known key of its kind, the eps grid and headline finite and >= 0,
+    class names strings."""
+    _check_keys(run, RUN_FIELDS, "run")
+    for i, eps in enumerate(run.get("eps_grid") or []):
+        _require(_is_finite(eps) and eps >= 0, f"run.eps_grid[{i}]", "a finite number >= 0", eps)
+    if run.get("headline_eps") is not None:
+        _require(_is_finite(run["headline_eps"]) and run["headline_eps"] >= 0, "run.headline_eps",
+                 "a finite number >= 0", run["headline_eps"])
+    info = run.get("data_info") or {}
+    _check_keys(info, DATA_INFO_FIELDS, "run.data_info")
+    for i, name in enumerate(info.get("classes") or []):
+        _require(isinstance(name, str), f"run.data_info.classes[{i}]", "a string", name)
+    study = run.get("study") or {}
+    _check_keys(study, STUDY_FIELDS, "run.study")
+    for i, seed in enumerate(study.get("seeds") or []):
+        _require(_is_count(seed), f"run.study.seeds[{i}]", TYPES["count"][1], seed)
+
+
+def _check_keys(block: dict, kinds: dict[str, str], where: str) -> None:
+    """Each key of ``kinds`` present in ``block`` and not null is of its kind; other keys are free."""
+    for key, kind in kinds.items():
+        value = block.get(key)
+        if value is not None:
+            check, shown = TYPES[kind]
+            _require(check(value), f"{where}.{key}", shown, value)
+
+
+def _check_gallery_paths(item: dict, where: str) -> None:
+    """Every image path relative and inside the run folder: a crafted path must not pull another
+    file into a report that may be shared."""
+    for key, value in item.items():
+        if key.endswith("_path") and value is not None:
+            _require(is_inside(value), f"{where}.{key}", "a path inside the run folder", value)
+
+
+def _check_model_json(value: Any, where: str) -> None:
+    """A relative path to a checkpoint's ``model.json`` (robustcv writes it relative to the run
+    folder, e.g. ``../../models/<name>/model.json``): no absolute path, no other file."""
+    if value is None:
+        return
+    path = PurePath(value)
+    _require(not _is_absolute(value) and path.name == MODEL_JSON, where, f"a relative path to a {MODEL_JSON}", value)
+
+
+def is_inside(relative: str) -> bool:
+    """Whether ``relative`` stays inside the folder it is relative to (no absolute path, no ``..``)."""
+    return bool(relative) and not _is_absolute(relative) and ".." not in PurePath(relative.replace("\\", "/")).parts
+
+
+def _is_absolute(value: str) -> bool:
+    return PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or value.startswith("\\")
 
 
 def _check_fields(item: Any, cls: type, where: str) -> None:

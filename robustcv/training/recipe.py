@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from robustcv.arguments import SEED_MAX
 from robustcv.training.kinds import ADVERSARIAL_TRAINING, OPTIMIZERS as OPTIMIZER_KINDS, SCHEDULES as SCHEDULE_KINDS
 from robustcv.training.kinds import TRAINING_LOSSES
 
@@ -78,6 +79,7 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check_choice("augment", self.augment, AUGMENT_POLICIES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
@@ -138,7 +140,19 @@ _MINIMUMS: dict[str, tuple[float, bool]] = {
     "trades_beta": (0.0, False), "warmup_epochs": (0.0, False), "early_stopping": (0.0, False),
     "step_size": (1.0, False), "train_steps": (1.0, False),
 }
-_MAXIMUMS = {"momentum": 1.0, "label_smoothing": 1.0}
+_MAXIMUMS = {"momentum": 1.0, "label_smoothing": 1.0, "seed": float(SEED_MAX)}
+_MINIMUMS["seed"] = (0.0, False)
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _check_types(recipe: "Recipe") -> None:
+    """``ValueError`` naming the first setting of the wrong type (``epochs=2.5``, ``lr="0.1"``)."""
+    for f in dataclasses.fields(recipe):
+        value = getattr(recipe, f.name)
+        wanted = _TYPES.get(str(f.type))
+        if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
+            kind = {"int": "a whole number", "float": "a number", "str": "a string", "bool": "True or False"}
+            raise ValueError(f"{f.name} must be {kind[str(f.type)]}, got {value!r}")
 
 
 def _check_ranges(recipe: "Recipe") -> None:
