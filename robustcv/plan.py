@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from robustcv.errors import UserError
-from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, check_config, resolve_eps_grid
+from robustcv.evaluation.config import NATURAL_KINDS, NORMS, EvalConfig, check_config, resolve_eps_grid
 from robustcv.request import HEADLINE, Request
 from robustcv.tasks import get_task
 
@@ -60,6 +60,7 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
     Raises:
         PlanError: a setting that cannot run (UserError for an inconsistent grid or loop size).
     """
+    check_norm(request.norm)
     eps, headline = eps_grid(request, info)
     natural = natural_sweeps(request.natural)
     defenses = defense_list(request.defenses)
@@ -72,6 +73,12 @@ def resolve(request: Request, info: Any, task_settings: dict[str, Any] | None = 
                         seed=request.seed, save_adversarials=_save_eps(request.save_adversarials, headline))
     check_attacks(config, info, task_settings or {})
     return config
+
+
+def check_norm(norm: str) -> None:
+    """Refuse a threat model the attacks do not measure."""
+    if norm not in NORMS:
+        raise PlanError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}", "--norm")
 
 
 def eps_grid(request: Request, info: Any) -> tuple[list[float], float]:
@@ -120,7 +127,16 @@ def attack_list(request: Request, info: Any) -> list[str]:
     """The attacks asked, else the task's defaults for its class count and targeting."""
     if request.attacks is not None:
         return list(request.attacks)
-    return get_task(info.task).default_attacks(info.num_classes, request.targeted)
+    defaults = get_task(info.task).default_attacks(info.num_classes, request.targeted)
+    return [spec for spec in defaults if has_step_for(spec, request.norm)]  # --norm l1: no FGSM, no PGD
+
+
+def has_step_for(spec: str, norm: str) -> bool:
+    """Whether the attack ``spec`` declares steps built for ``norm`` (FGSM and PGD: L-inf and L2 only)."""
+    from robustcv.catalogues import ATTACKS
+
+    entry, _ = ATTACKS.parse(spec)
+    return norm in entry.meta["declares"].norms
 
 
 def check_attacks(config: EvalConfig, info: Any, task_settings: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ class Request:
         natural: natural-transformation sweeps (``None``: all of them; ``()`` for none).
         eps: the budgets in ``[0, 1]`` pixel units (``None``: the dataset's grid; 0 is added).
         headline_eps: the eps the summary quotes (``None``: the dataset's, or the middle of ``eps``).
-        norm: ``linf`` or ``l2``.
+        norm: ``linf``, ``l2`` or ``l1``.
         targeted: ``none``, ``random``, ``least-likely``, a class index, or ``SOURCE:TARGET``.
         n: samples to attack (``None``: the task's default count).
         steps, step_size, rel_step_size, restarts, apgd_steps, attack_loss, eot_samples,
