@@ -326,7 +326,8 @@ class APGD(_APGDBase):
     ``steps + 1`` forward+backward passes for the same iterates.
 
     Arguments:
-        norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
+        norm (Norm | str): ``"linf"``, ``"l2"`` or ``"l1"`` (APGD-L1: sparse steps, projection onto
+            the L1 ball ∩ [0, 1] box; Croce & Hein, "Mind the box", ICML 2021). Default: ``"linf"``.
         steps (int): iterations per restart. Default: ``100``.
         restarts (int): runs from fresh random starts, each only on the samples not yet fooled;
             a sample never fooled keeps its highest-loss point over all runs. Default: ``1``.
@@ -343,6 +344,8 @@ class APGD(_APGDBase):
             the active subset is computed). ``False`` spends every step on every sample (the
             first success is still what is returned). Default: ``True``.
         seed (int | None): seeds the random starts per call; ``None`` uses the global RNG. Default: ``None``.
+        large_reps (bool): L1 only: AutoAttack's schedule 3ε, 2ε, ε over 30/30/40% of ``steps``,
+            each stage warm-started from the previous one's highest-loss point. Default: ``False``.
 
     Shape:
         - model: images in [0, 1] -> logits [B, K] (or [B, K, H, W] for segmentation).
@@ -429,13 +432,14 @@ class APGDT(_APGDBase):
     classified. Samples misclassified on the clean input are returned as they are; a sample
     never fooled gets its highest targeted-DLR point over all targets. Needs at least 4 classes.
 
-    Distance: L∞ or L2 (``norm``).
+    Distance: L∞, L2 or L1 (``norm``).
 
     Cost: per target and restart, ``steps`` forward+backward passes per sample still robust
     (see :class:`APGD`), plus one forward pass on the clean input.
 
     Arguments:
-        norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
+        norm (Norm | str): ``"linf"``, ``"l2"`` or ``"l1"`` (APGD-L1: sparse steps, projection onto
+            the L1 ball ∩ [0, 1] box; Croce & Hein, "Mind the box", ICML 2021). Default: ``"linf"``.
         steps (int): iterations per target class and restart. Default: ``100``.
         restarts (int): restarts per target class. Default: ``1``.
         n_target_classes (int): how many target classes to try (at most ``K - 1``). Default: ``9``.
@@ -445,6 +449,7 @@ class APGDT(_APGDBase):
         early_stop (bool): as in :class:`APGD`; ``False`` also attacks the samples misclassified
             on the clean input. Default: ``True``.
         seed (int | None): seeds the random starts per call. Default: ``None``.
+        large_reps (bool): as in :class:`APGD` (L1 only). Default: ``False``.
 
     Shape:
         - model: images in [0, 1] -> logits [B, K], K >= 4.
