@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attacks import keyed, losses, norms
+from attacks import apgd_l1, keyed, losses, norms
 from attacks.base import Attack
 from attacks.norms import Norm
 from attacks.objectives import LossFn, Objective
@@ -52,6 +52,8 @@ class _State:
     rises: torch.Tensor  # steps since the last checkpoint that raised the loss
     checkpoint_step: torch.Tensor  # step size at the last checkpoint
     checkpoint_best: torch.Tensor  # best loss at the last checkpoint
+    topk: torch.Tensor | None = None  # L1: share of the coordinates a sparse step moves
+    sparsity: torch.Tensor | None = None  # L1: nonzero coordinates of the best point at the last checkpoint
 
     def keep(self, mask: torch.Tensor) -> "_State":
         return _State(**{name: None if value is None else value[mask] for name, value in vars(self).items()})
@@ -78,7 +80,7 @@ class _Descent:
         best_loss = torch.empty(len(x0), device=x0.device)
         state, won = self._initial(x0, start)
         state = self._retire(state, won, out, fooled, best_loss)
-        marks = set(checkpoints(self.steps))
+        marks = set(self._marks())
         last_mark = 0
         for k in range(1, self.steps + 1):
             if state.index.numel() == 0:
@@ -92,6 +94,9 @@ class _Descent:
         out[state.index[left]] = state.pick_x[left]
         best_loss[state.index] = state.pick_score.to(best_loss.dtype)
         return out, fooled, best_loss
+
+    def _marks(self) -> list[int]:
+        return checkpoints(self.steps)
 
     def _evaluate(self, x: torch.Tensor, index: torch.Tensor, with_grad: bool = True):
         """Loss ``[b]``, gradient (None without ``with_grad``), success ``[b]`` and selection
@@ -128,10 +133,7 @@ class _Descent:
     def _advance(self, s: _State, first: bool, last: bool) -> tuple[_State, torch.Tensor]:
         """One step: ``z = P(x + step * dir(grad))``, then ``P(x + a (z - x) + (1 - a)(x - x_prev))``
         (no momentum on the first step); evaluate the new iterate and track the best point."""
-        shape = (-1,) + (1,) * (s.x.dim() - 1)
-        z = self._project(s.x0, s.x + s.step.view(shape) * norms.normalize(self.norm, s.grad))
-        if not first:
-            z = self._project(s.x0, s.x + MOMENTUM * (z - s.x) + (1 - MOMENTUM) * (s.x - s.previous))
+        z = self._step(s, first)
         loss, grad, won, score = self._evaluate(z, s.index, with_grad=not last)
         s.rises += (loss > s.loss).to(s.rises.dtype)
         better = loss > s.best_loss
@@ -142,6 +144,14 @@ class _Descent:
         s.pick_x[picked], s.pick_score[picked] = z[picked], score[picked]
         s.previous, s.x, s.grad, s.loss, s.score = s.x, z, grad, loss, score
         return s, won
+
+    def _step(self, s: _State, first: bool) -> torch.Tensor:
+        """The next iterate: a projected step along ``dir(grad)``, mixed with the previous step."""
+        shape = (-1,) + (1,) * (s.x.dim() - 1)
+        z = self._project(s.x0, s.x + s.step.view(shape) * norms.normalize(self.norm, s.grad))
+        if not first:
+            z = self._project(s.x0, s.x + MOMENTUM * (z - s.x) + (1 - MOMENTUM) * (s.x - s.previous))
+        return z
 
     def _retire(self, s: _State, won: torch.Tensor, out: torch.Tensor, fooled: torch.Tensor,
                 best_loss: torch.Tensor) -> _State:
@@ -168,17 +178,72 @@ class _Descent:
         s.rises.zero_()
 
 
+class _SparseDescent(_Descent):
+    """One APGD-L1 run ("Mind the box", as AutoAttack runs it): projections onto the L1 ball ∩ the
+    [0, 1] box, sparse steps of size ``step`` (from ``eps``) without momentum, and every 4% of the
+    iterations a checkpoint that sets the step's sparsity from the best point's: where it dropped
+    below 95% of the last checkpoint's, the step goes back to eps and the sample to its best point;
+    elsewhere the step shrinks by 1.5 (never below eps / 10). A ``warm`` start (a given point,
+    e.g. the previous eps of the large-eps schedule) sets the first sparsity from that point."""
+
+    def __init__(self, *args, warm: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.warm = warm
+
+    def _marks(self) -> list[int]:
+        return list(range(apgd_l1.checkpoint_period(self.steps), self.steps + 1,
+                          apgd_l1.checkpoint_period(self.steps)))
+
+    def _initial(self, x0: torch.Tensor, start: torch.Tensor) -> tuple[_State, torch.Tensor]:
+        state, won = super()._initial(x0, start)
+        state.step.fill_(self.eps)
+        width = x0.flatten(1).shape[1]
+        if self.warm:
+            state.sparsity = apgd_l1.sparsity(start - x0)
+            state.topk = state.sparsity / width / apgd_l1.TOPK_DIVISOR
+        else:
+            state.topk = torch.full_like(state.step, apgd_l1.INITIAL_TOPK)
+            state.sparsity = torch.full_like(state.step, float(width))
+        return state, won
+
+    def _project(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x0 + norms.project_l1_box(x0, x - x0, self.eps)
+
+    def _step(self, s: _State, first: bool) -> torch.Tensor:
+        shape = (-1,) + (1,) * (s.x.dim() - 1)
+        return self._project(s.x0, s.x + s.step.view(shape) * apgd_l1.sparse_direction(s.grad, s.topk))
+
+    def _checkpoint(self, s: _State, span: int) -> None:
+        current = apgd_l1.sparsity(s.best_x - s.x0)
+        fresh = current < apgd_l1.SPARSITY_DROP * s.sparsity
+        s.topk = current / s.x0.flatten(1).shape[1] / apgd_l1.TOPK_DIVISOR
+        s.step[fresh] = self.eps
+        s.step[~fresh] /= apgd_l1.STEP_SHRINK
+        s.step.clamp_(apgd_l1.MIN_STEP_SHARE * self.eps, self.eps)
+        s.sparsity = current
+        s.x[fresh], s.grad[fresh], s.loss[fresh] = s.best_x[fresh], s.best_grad[fresh], s.best_loss[fresh]
+
+
+def _never(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """No success: the stages of the large-eps schedule above eps only look for the highest loss."""
+    return torch.zeros(len(rows), dtype=torch.bool, device=logits.device)
+
+
 class _APGDBase(Attack):
     """Shared arguments and the restart loop of APGD and APGD-T."""
 
     def __init__(self, norm: Norm | str, steps: int, restarts: int, objective: Objective | str | LossFn,
-                 targeted: bool, rho: float, early_stop: bool, seed: int | None) -> None:
+                 targeted: bool, rho: float, early_stop: bool, seed: int | None, large_reps: bool = False) -> None:
         super().__init__(norm=norm, objective=objective, targeted=targeted, seed=seed)
         if int(steps) < 1 or int(restarts) < 1:
             raise ValueError(f"steps and restarts must be >= 1, got steps={steps}, restarts={restarts}")
         if not 0 < float(rho) <= 1:
             raise ValueError(f"rho must be in (0, 1], got {rho}")
+        if large_reps and (self.norm is not Norm.L1 or int(steps) < len(apgd_l1.LARGE_REPS)):
+            raise ValueError(f"large_reps is APGD-L1's schedule: it needs norm='l1' and steps >= "
+                             f"{len(apgd_l1.LARGE_REPS)}, got norm={self.norm.value!r}, steps={steps}")
         self.steps, self.restarts, self.rho, self.early_stop = int(steps), int(restarts), float(rho), bool(early_stop)
+        self.large_reps = bool(large_reps)
 
     def _restarts(self, model: nn.Module, x: torch.Tensor, eps: float, generator, loss: BatchLoss,
                   won: BatchWon, best: torch.Tensor, fooled: torch.Tensor, score: torch.Tensor,
@@ -190,17 +255,39 @@ class _APGDBase(Attack):
             idx = (~fooled).nonzero().squeeze(1)
             if idx.numel() == 0:
                 return
-            x0 = x[idx]
-            start = (x0 + norms.random_start(self.norm, x0, eps, keyed.subset(generator, idx))).clamp_(0.0, 1.0)
-            descent = _Descent(model, self.norm, eps, self.steps, self.rho, self.early_stop,
-                               lambda logits, rows: loss(logits, idx[rows]),
-                               lambda logits, rows: won(logits, idx[rows]),
-                               None if rank is None else lambda logits, rows: rank(logits, idx[rows]))
-            x_r, won_r, loss_r = descent.run(x0, start)
+            x_r, won_r, loss_r = self._descend(
+                model, x[idx], eps, keyed.subset(generator, idx), lambda logits, rows: loss(logits, idx[rows]),
+                lambda logits, rows: won(logits, idx[rows]),
+                None if rank is None else lambda logits, rows: rank(logits, idx[rows]))
             take = won_r | (loss_r > score[idx])
             best[idx[take]] = x_r[take]
             score[idx[take]] = loss_r[take].to(score.dtype)
             fooled[idx[won_r]] = True
+
+    def _descend(self, model: nn.Module, x0: torch.Tensor, eps: float, generator, loss: BatchLoss,
+                 won: BatchWon, rank: BatchScore | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One restart from a random start: the descent's (points, fooled, scores)."""
+        if self.norm is Norm.L1:
+            return self._descend_l1(model, x0, eps, generator, loss, won, rank)
+        start = (x0 + norms.random_start(self.norm, x0, eps, generator)).clamp_(0.0, 1.0)
+        descent = _Descent(model, self.norm, eps, self.steps, self.rho, self.early_stop, loss, won, rank)
+        return descent.run(x0, start)
+
+    def _descend_l1(self, model: nn.Module, x0: torch.Tensor, eps: float, generator, loss: BatchLoss,
+                    won: BatchWon, rank: BatchScore | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """APGD-L1 from Gaussian noise projected onto the L1 ball ∩ box (AutoAttack's start); with
+        ``large_reps`` through the stages 3ε, 2ε, ε, each warm-started from the previous one's
+        highest-loss point (successes count at ε only)."""
+        schedule = apgd_l1.large_reps_schedule(eps, self.steps) if self.large_reps else [(eps, self.steps)]
+        noise = keyed.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
+        start = x0 + norms.project_l1_box(x0, noise, schedule[0][0])
+        for stage_eps, stage_steps in schedule[:-1]:
+            start = x0 + norms.project_l1_box(x0, start - x0, stage_eps)
+            start, _, _ = _SparseDescent(model, self.norm, stage_eps, stage_steps, self.rho, False, loss, _never,
+                                         rank, warm=True).run(x0, start)
+        start = x0 + norms.project_l1_box(x0, start - x0, eps)
+        return _SparseDescent(model, self.norm, eps, schedule[-1][1], self.rho, self.early_stop, loss, won, rank,
+                              warm=self.large_reps).run(x0, start)
 
     def _start_fooled(self, model: nn.Module, x: torch.Tensor, won: BatchWon) -> torch.Tensor:
         """Samples already successful at ``x`` (kept as ``x``, not attacked) when stopping early;
@@ -212,7 +299,8 @@ class _APGDBase(Attack):
 
     def _repr_args(self) -> dict:
         return {**super()._repr_args(), "steps": self.steps, "restarts": self.restarts, "rho": self.rho,
-                "early_stop": self.early_stop, "seed": self.seed}
+                "early_stop": self.early_stop, "seed": self.seed,
+                **({"large_reps": True} if self.large_reps else {})}
 
 
 @register_attack("apgd")
@@ -238,7 +326,8 @@ class APGD(_APGDBase):
     ``steps + 1`` forward+backward passes for the same iterates.
 
     Arguments:
-        norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
+        norm (Norm | str): ``"linf"``, ``"l2"`` or ``"l1"`` (APGD-L1: sparse steps, projection onto
+            the L1 ball ∩ [0, 1] box; Croce & Hein, "Mind the box", ICML 2021). Default: ``"linf"``.
         steps (int): iterations per restart. Default: ``100``.
         restarts (int): runs from fresh random starts, each only on the samples not yet fooled;
             a sample never fooled keeps its highest-loss point over all runs. Default: ``1``.
@@ -255,6 +344,8 @@ class APGD(_APGDBase):
             the active subset is computed). ``False`` spends every step on every sample (the
             first success is still what is returned). Default: ``True``.
         seed (int | None): seeds the random starts per call; ``None`` uses the global RNG. Default: ``None``.
+        large_reps (bool): L1 only: AutoAttack's schedule 3ε, 2ε, ε over 30/30/40% of ``steps``,
+            each stage warm-started from the previous one's highest-loss point. Default: ``False``.
 
     Shape:
         - model: images in [0, 1] -> logits [B, K] (or [B, K, H, W] for segmentation).
@@ -273,8 +364,9 @@ class APGD(_APGDBase):
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1,
                  objective: Objective | str | LossFn = "ce", targeted: bool = False, rho: float = 0.75,
-                 early_stop: bool = True, seed: int | None = None) -> None:
-        super().__init__(norm, steps, restarts, objective, targeted, rho, early_stop, seed)
+                 early_stop: bool = True, seed: int | None = None,
+                 large_reps: bool = False) -> None:
+        super().__init__(norm, steps, restarts, objective, targeted, rho, early_stop, seed, large_reps)
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float, generator) -> torch.Tensor:
         sign = -1.0 if self.targeted else 1.0  # a targeted attack lowers the loss toward the target
@@ -318,11 +410,12 @@ class APGDDLR(APGD):
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1,
                  objective: Objective | str | LossFn = "dlr", targeted: bool = False, rho: float = 0.75,
-                 early_stop: bool = True, seed: int | None = None) -> None:
+                 early_stop: bool = True, seed: int | None = None,
+                 large_reps: bool = False) -> None:
         if isinstance(objective, Objective) and "dlr" not in objective.LOSSES:  # never another loss in its name
             raise ValueError(f"apgd-dlr needs the DLR loss, which a {objective.task} objective does not offer "
                              "(it needs one softmax over 3 or more classes); use apgd-ce")
-        super().__init__(norm, steps, restarts, objective, targeted, rho, early_stop, seed)
+        super().__init__(norm, steps, restarts, objective, targeted, rho, early_stop, seed, large_reps)
 
 
 @register_attack("apgd-t")
@@ -339,13 +432,14 @@ class APGDT(_APGDBase):
     classified. Samples misclassified on the clean input are returned as they are; a sample
     never fooled gets its highest targeted-DLR point over all targets. Needs at least 4 classes.
 
-    Distance: L∞ or L2 (``norm``).
+    Distance: L∞, L2 or L1 (``norm``).
 
     Cost: per target and restart, ``steps`` forward+backward passes per sample still robust
     (see :class:`APGD`), plus one forward pass on the clean input.
 
     Arguments:
-        norm (Norm | str): ``"linf"`` or ``"l2"``. Default: ``"linf"``.
+        norm (Norm | str): ``"linf"``, ``"l2"`` or ``"l1"`` (APGD-L1: sparse steps, projection onto
+            the L1 ball ∩ [0, 1] box; Croce & Hein, "Mind the box", ICML 2021). Default: ``"linf"``.
         steps (int): iterations per target class and restart. Default: ``100``.
         restarts (int): restarts per target class. Default: ``1``.
         n_target_classes (int): how many target classes to try (at most ``K - 1``). Default: ``9``.
@@ -355,6 +449,7 @@ class APGDT(_APGDBase):
         early_stop (bool): as in :class:`APGD`; ``False`` also attacks the samples misclassified
             on the clean input. Default: ``True``.
         seed (int | None): seeds the random starts per call. Default: ``None``.
+        large_reps (bool): as in :class:`APGD` (L1 only). Default: ``False``.
 
     Shape:
         - model: images in [0, 1] -> logits [B, K], K >= 4.
@@ -376,8 +471,8 @@ class APGDT(_APGDBase):
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 100, restarts: int = 1, n_target_classes: int = 9,
                  objective: Objective | str | LossFn = "ce", rho: float = 0.75, early_stop: bool = True,
-                 seed: int | None = None) -> None:
-        super().__init__(norm, steps, restarts, objective, False, rho, early_stop, seed)
+                 seed: int | None = None, large_reps: bool = False) -> None:
+        super().__init__(norm, steps, restarts, objective, False, rho, early_stop, seed, large_reps)
         if int(n_target_classes) < 1:
             raise ValueError(f"n_target_classes must be >= 1, got {n_target_classes}")
         if not self.objective.class_targets:

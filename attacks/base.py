@@ -53,6 +53,8 @@ class Attack(abc.ABC):
     """The loss the attack's name carries (``apgd-ce``: ``"ce"``), used where the task has it."""
     untargeted_reason: str = "is untargeted by design"
     """Why a targeted run cannot use it (when ``targeted`` is not among ``run_settings``)."""
+    norms: tuple[str, ...] = ("linf", "l2", "l1")
+    """The threat models whose steps the attack is built for (FGSM and PGD: no L1 step of their own)."""
     cascade_step: bool = False
     """Whether, after other attacks in a run, it attacks only what they left robust (AutoAttack's
     scheme: APGD-CE and APGD-T), its curve then being the cumulative worst case."""

@@ -42,6 +42,7 @@ class FGSM(Attack):
     """
 
     run_settings = ("norm", "objective", "targeted")
+    norms = ("linf", "l2")  # a dense L1 step would not be the steepest ascent of the L1 ball
 
     def __init__(self, norm: Norm | str = "linf", objective: Objective | str | LossFn = "ce",
                  targeted: bool = False) -> None:

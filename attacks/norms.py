@@ -107,3 +107,37 @@ def _l1_ball_sample(x: torch.Tensor, eps: float, generator) -> torch.Tensor:
     d = x[0].numel()
     r = keyed.rand((x.shape[0],), generator, device=x.device, dtype=x.dtype) ** (1.0 / d)
     return direction * (eps * r).view(-1, *([1] * (x.dim() - 1)))
+
+
+def project_l1_box(x0: torch.Tensor, delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Euclidean projection of each ``delta`` onto ``{d : ‖d‖₁ ≤ eps, 0 ≤ x0 + d ≤ 1}`` (the set
+    APGD-L1 searches; Croce & Hein, "Mind the box", ICML 2021).
+
+    Per coordinate the answer is ``sign(δ)·clip(|δ| − λ, 0, room)``, ``room`` the distance to the box
+    edge ``δ`` points to; λ ≥ 0 is exact: the L1 size, piecewise linear in λ, is walked down its
+    breakpoints (where a coordinate starts moving, ``|δ|``, or hits the box, ``|δ| − room``).
+    """
+    flat, base = delta.flatten(1), x0.flatten(1)
+    size = flat.abs()
+    room = torch.where(flat > 0, 1 - base, base).clamp_min(0)
+    level = _l1_box_level(size, room, eps)
+    moved = (size - level[:, None]).clamp_min(0).minimum(room)
+    return (flat.sign() * moved).view_as(delta)
+
+
+def _l1_box_level(size: torch.Tensor, room: torch.Tensor, eps: float) -> torch.Tensor:
+    """The threshold λ ≥ 0 with ``Σ clip(size − λ, 0, room) = eps`` (0 where the box alone keeps
+    the L1 size within eps)."""
+    width = size.shape[1]
+    points = torch.cat([size, size - room], dim=1)  # coordinate starts moving / reaches the box
+    slope = torch.cat([torch.ones_like(size), -torch.ones_like(size)], dim=1)
+    points, order = points.sort(dim=1, descending=True)
+    active = slope.gather(1, order).cumsum(dim=1)  # coordinates moving just below each breakpoint
+    gaps = torch.cat([points[:, :-1] - points[:, 1:], torch.zeros_like(points[:, :1])], dim=1)
+    reached = torch.cat([torch.zeros_like(points[:, :1]), (active * gaps).cumsum(dim=1)[:, :-1]], dim=1)
+    # reached[j]: the L1 size at λ = points[j]; find the last breakpoint still under eps.
+    under = (reached < eps) & (points > 0)
+    j = (under.cumsum(dim=1).argmax(dim=1, keepdim=True)).clamp(max=2 * width - 1)
+    level = points.gather(1, j) - (eps - reached.gather(1, j)) / active.gather(1, j).clamp_min(1)
+    fits = room.minimum(size).sum(dim=1) <= eps
+    return torch.where(fits, torch.zeros_like(level[:, 0]), level[:, 0].clamp_min(0))

@@ -60,6 +60,7 @@ class PGD(Attack):
 
     run_settings = ("norm", "objective", "targeted", "steps", "step_size", "rel_step_size", "restarts", "seed",
                     "early_stop")
+    norms = ("linf", "l2")  # a dense L1 step would not be the steepest ascent of the L1 ball
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 10, step_size: float | None = None,
                  rel_step_size: float | None = None, random_start: bool = True, restarts: int = 1,

@@ -36,11 +36,12 @@ class AttackDeclarations:
     own_loss: str | None = Attack.own_loss
     untargeted_reason: str = Attack.untargeted_reason
     cascade_step: bool = Attack.cascade_step
+    norms: tuple[str, ...] = Attack.norms
 
     @classmethod
     def of(cls, builder: object) -> "AttackDeclarations":
         """The declarations an attack class or a peer builder carries."""
-        names = ("step_budget", "step_share", "own_loss", "untargeted_reason", "cascade_step")
+        names = ("step_budget", "step_share", "own_loss", "untargeted_reason", "cascade_step", "norms")
         return cls(tuple(builder.run_settings), **{n: getattr(builder, n, getattr(Attack, n)) for n in names})
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from robustcv.arguments import real_number, seed_number, text_value, text_values, whole_number
 from robustcv.errors import UserError
-from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig, check_config, resolve_eps_grid
+from robustcv.evaluation.config import NATURAL_KINDS, NORMS, EvalConfig, check_config, resolve_eps_grid
 from robustcv.protocols import ProtocolChoice, check_protocol_task, choose_protocol
-from robustcv.request import HEADLINE, NORMS, Request
+from robustcv.request import HEADLINE, Request
 from robustcv.tasks import get_task
 
 ALL_CLASSES = 1 << 30  # a class count no targeting can exceed: checks what the task never runs
@@ -190,7 +190,16 @@ def attack_list(request: Request, info: Any) -> list[str]:
     """The attacks asked, else the task's defaults for its class count and targeting."""
     if request.attacks is not None:
         return list(request.attacks)
-    return get_task(info.task).default_attacks(info.num_classes, request.targeted)
+    defaults = get_task(info.task).default_attacks(info.num_classes, request.targeted)
+    return [spec for spec in defaults if has_step_for(spec, request.norm)]  # --norm l1: no FGSM, no PGD
+
+
+def has_step_for(spec: str, norm: str) -> bool:
+    """Whether the attack ``spec`` declares steps built for ``norm`` (FGSM and PGD: L-inf and L2 only)."""
+    from robustcv.catalogues import ATTACKS
+
+    entry, _ = ATTACKS.parse(spec)
+    return norm in entry.meta["declares"].norms
 
 
 def check_attacks(config: EvalConfig, info: Any, task_settings: dict[str, Any]) -> None:

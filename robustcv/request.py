@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 HEADLINE = "headline"  # save_adversarials: at the run's headline eps
-NORMS = ("linf", "l2")  # the threat models a run attacks in
 
 
 def parse_fraction(text: str) -> float:
@@ -50,7 +49,7 @@ class Request:
         natural: natural-transformation sweeps (``None``: all of them; ``()`` for none).
         eps: the budgets in ``[0, 1]`` pixel units (``None``: the dataset's grid; 0 is added).
         headline_eps: the eps the summary quotes (``None``: the dataset's, or the middle of ``eps``).
-        norm: ``linf`` or ``l2``.
+        norm: ``linf``, ``l2`` or ``l1``.
         targeted: ``none``, ``random``, ``least-likely``, a class index, or ``SOURCE:TARGET``.
         n: samples to attack (``None``: the task's default count).
         steps, step_size, rel_step_size, restarts, apgd_steps, attack_loss, eot_samples,

@@ -121,3 +121,39 @@ def test_a_targeting_the_task_never_runs_is_refused_before_training():
 def test_an_unknown_attack_is_refused_by_the_resolver():
     with pytest.raises(robustcv.errors.UserError):
         resolve(Request(attacks=("nosuchattack",)), info_for("classification", name="digits", classes=10))
+
+
+# --------------------------------------------------------------------------- the L1 threat model
+
+
+def test_l1_defaults_run_apgd_with_l1_grids():
+    digits, natural = info_for("classification", name="digits", classes=10), info_for("classification", classes=10)
+    config = resolve(Request(norm="l1"), digits)
+    assert config.norm == "l1" and config.attacks == ["apgd-ce", "apgd-t"]  # FGSM and PGD have no L1 step
+    assert config.eps == [0.0, 0.5, 1.0, 2.0, 4.0] and config.headline_eps == 1.0
+    assert resolve(Request(norm="l1"), natural).eps == [0.0, 3.0, 6.0, 12.0, 24.0]
+    seg = resolve(Request(norm="l1"), info_for("segmentation"))
+    assert seg.attacks and all(a.startswith("apgd") for a in seg.attacks)
+
+
+@pytest.mark.parametrize("request_, words", [(Request(norm="l1", attacks=("pgd",)), "pgd has no L1 step"),
+                                             (Request(norm="l1", attacks=("fgsm",)), "fgsm has no L1 step"),
+                                             (Request(norm="l3"), "unknown norm")])
+def test_l1_refusals_are_one_line(request_, words):
+    with pytest.raises(robustcv.errors.UserError, match=words) as info:
+        resolve(request_, info_for("classification", name="digits", classes=10))
+    assert "\n" not in str(info.value)
+
+
+def test_attack_norm_l1_end_to_end(checkpoint, tmp_path, capsys):
+    out = tmp_path / "l1"
+    assert main(["attack", "--checkpoint", str(checkpoint), "--norm", "l1", "--eps", "0,2", "--n", "32",
+                 "--natural", "none", "--apgd-steps", "10", "--out", str(out), "--report-dir",
+                 str(tmp_path / "report")]) == 0
+    captured = capsys.readouterr()
+    assert "with apgd-ce, apgd-t (L1, eps 0, 2;" in captured.out + captured.err
+    results = RunResults.load(out / "results.json")
+    assert results.run["norm"] == "l1"
+    worst = [r.value for r in results.records if r.metric == "robust_accuracy" and r.eps == 2.0]
+    assert worst and min(worst) < 0.5  # it attacked
+    assert "L1 eps 2" in (tmp_path / "report" / "report.html").read_text()

@@ -19,7 +19,8 @@ from robustcv.cli.sources import checkpoint_from, output_plan, planned_model
 from robustcv.cli.tables import print_results
 from robustcv.console import console, stdout
 from robustcv.device import resolve_device
-from robustcv.evaluation.config import NATURAL_KINDS, EvalConfig
+from robustcv.evaluation.config import NATURAL_KINDS, NORMS, EvalConfig
+from robustcv.report.formatting import fmt_norm
 from robustcv.service import (StageRun, claim_outputs, invoked_command, render_report_into, run_checkpoint_stage,
                               run_model_file_stage)
 
@@ -29,7 +30,7 @@ def describe_plan(checkpoint: str, config: EvalConfig) -> str:
     eps = ", ".join(f"{e:.4g}" for e in config.eps)
     defenses = ", ".join(config.defenses)
     return (f"attacking {checkpoint} on up to {config.n} test samples with {', '.join(config.attacks)} "
-            f"({config.norm}, eps {eps}; defenses: {defenses})")
+            f"({fmt_norm(config.norm)}, eps {eps}; defenses: {defenses})")
 
 
 @click.command("attack", cls=ConfigCommand)
@@ -54,7 +55,8 @@ def describe_plan(checkpoint: str, config: EvalConfig) -> str:
                    "settings: --steps, --restarts, --apgd-steps and --attack-loss do not apply.")
 @click.option("--eps", "eps_text", default=None, help="Ascending budgets, fractions allowed (default per dataset).")
 @click.option("--headline-eps", type=FRACTION, default=None, help="The eps the summary quotes.")
-@click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
+@click.option("--norm", type=click.Choice(list(NORMS)), default="linf", show_default=True,
+              help="Threat model; l1 runs APGD-L1 (apgd-ce, apgd-t) by default: FGSM and PGD have no L1 step.")
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--step-size", type=FRACTION, default=None, help="PGD step size (default: --rel-step-size x eps).")
 @click.option("--rel-step-size", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,

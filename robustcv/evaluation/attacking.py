@@ -31,6 +31,9 @@ def build_attack(spec: str, config: EvalConfig, objective: Objective | None = No
     entry, arguments = ATTACKS.parse(spec)  # one-line UserErrors that name the spec
     name = f"{entry.prefix}:{arguments.pop(entry.params[0])}" if entry.family else entry.name
     declared = entry.meta["declares"]
+    if config.norm not in declared.norms:
+        raise UserError(f"{name} has no {config.norm.upper()} step ({'/'.join(n.upper() for n in declared.norms)} "
+                        f"only); with --norm {config.norm} use apgd-ce, apgd-dlr or apgd-t")
     objective = objective or Classification()
     try:
         objective = objective.with_loss(arguments.pop("loss", _default_loss(declared, objective, config)))

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from attacks.objectives import Objective
-from robustcv.evaluation.config import SANITY_EPS, EvalConfig, pgd_step_size
+from robustcv.evaluation.config import EvalConfig, pgd_step_size, sanity_eps
 from robustcv.evaluation.evidence import evidence_checks
 from robustcv.evaluation.indicators import indicator_checks
 from robustcv.evaluation.masking import Probe, masking_checks, zero_gradient_check
@@ -146,7 +146,7 @@ def large_eps_check(model_name: str, model: nn.Module, x: torch.Tensor, y: torch
     (a segmenter: lose at least half its right pixels)."""
     from attacks import PGD
 
-    eps = SANITY_EPS[config.norm]
+    eps = sanity_eps(config.norm, x)
     task = task_of(objective)
     if max_accuracy is None:
         share = task.large_eps_share

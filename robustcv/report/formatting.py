@@ -23,6 +23,19 @@ def fmt_eps(eps: float | None) -> str:
     return f"{eps:.4g}"
 
 
+NORM_LABELS = {"linf": "L∞", "l2": "L2", "l1": "L1"}
+
+
+def fmt_norm(norm: Any) -> str:
+    """A threat model as readers write it: ``L∞``, ``L2``, ``L1`` (anything else as recorded)."""
+    return NORM_LABELS.get(str(norm), fmt_text(norm))
+
+
+def fmt_norm_eps(norm: Any, eps: float | None) -> str:
+    """``eps 0.1`` under L∞ (the default threat model), ``L2 eps 1`` / ``L1 eps 12`` otherwise."""
+    return f"eps {fmt_eps(eps)}" if str(norm) == "linf" else f"{fmt_norm(norm)} eps {fmt_eps(eps)}"
+
+
 def fmt_text(value: Any) -> str:
     """Any recorded setting as table text: floats with ``%g``, lists and dicts as JSON, None as a dash."""
     if isinstance(value, float):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from robustcv.attack_failures import inconclusive_reason
-from robustcv.report.formatting import fmt_eps
+from robustcv.report.formatting import fmt_eps, fmt_norm_eps
 from robustcv.report.loading import RunData
 from robustcv.results import Record
 from robustcv.tasks import DEFAULT_TASK, TaskDefinition, get_task
@@ -152,6 +152,7 @@ class Headline:
     clean_ci: tuple[float, float] | None = None   # 95 % intervals, where results.json records them
     robust_ci: tuple[float, float] | None = None
     n: int | None = None  # samples behind the robust figure
+    norm: str = "linf"  # the threat model the eps measures
 
 
 def headline_eps(run: RunData) -> float | None:
@@ -212,7 +213,8 @@ def headline(run: RunData, model: str, defense: str) -> Headline:
     return Headline(run.name, model, defense, eps, clean, robust, attack,
                     _fooled(run, model, defense, eps, worst, clean, robust), bool(worst),
                     min(naive) if naive else None, metric, clean_found[0].interval if clean_found else None,
-                    chosen.interval if chosen else None, chosen.n if chosen else None)
+                    chosen.interval if chosen else None, chosen.n if chosen else None,
+                    str(run.results.run.get("norm", "linf")))
 
 
 def _fooled(run: RunData, model: str, defense: str, eps: float | None, worst: list[Record],
@@ -243,9 +245,9 @@ def verdict(h: Headline, failed_checks: int = 0, blocking: Sequence[str] = (), i
         return "not measured: no attack at the headline eps"
     if indicators:
         return (f"inconclusive: {inconclusive_reason(list(dict.fromkeys(indicators)))} — the robust figure "
-                f"{h.robust:.3g} at eps {fmt_eps(h.eps)} may be too high; a stronger or adaptive attack is needed")
+                f"{h.robust:.3g} at {fmt_norm_eps(h.norm, h.eps)} may be too high; a stronger or adaptive attack is needed")
     who = h.attack or "the attack"
-    where = f"at eps {fmt_eps(h.eps)}"
+    where = f"at {fmt_norm_eps(h.norm, h.eps)}"
     fooled = h.fooled if h.fooled is not None else 0.0
     if h.metric == "miou":
         return _segmentation_verdict(h, who, where, fooled, failed_checks)

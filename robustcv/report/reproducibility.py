@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from robustcv.report.context import Context
 from robustcv.report.document import Block, Cell, Heading, Table, Text
-from robustcv.report.formatting import fmt_eps, fmt_text
+from robustcv.report.formatting import fmt_eps, fmt_norm, fmt_text
 from robustcv.report.loading import ModelDoc, RunData
 
 RUN_FIELDS = (("created", "Created"), ("seed", "Seed"), ("device", "Device"), ("task", "Task"),
@@ -26,7 +26,8 @@ def reproducibility(ctx: Context) -> list[Block]:
 
 def _run_table(run: RunData) -> Table:
     info = run.results.run
-    rows = [[label, fmt_text(info.get(key))] for key, label in RUN_FIELDS if key in info]
+    rows = [[label, fmt_norm(info[key]) if key == "norm" else fmt_text(info.get(key))]
+            for key, label in RUN_FIELDS if key in info]
     grid = [e for e in info.get("eps_grid") or [] if isinstance(e, (int, float))]
     rows.append(["Eps grid", ", ".join(fmt_eps(float(e)) for e in grid) or "—"])
     rows.append(["Headline eps", fmt_eps(run.headline_eps)])
