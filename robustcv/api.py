@@ -77,10 +77,22 @@ class EvalResults:
         return {r.eps: r.value for r in self.records if r.metric == metric and r.cls is None
                 and r.defense == defense and r.attack == attack and not r.adaptive}
 
-    def to_json(self, path: str | Path) -> Path:
-        """Write ``results.json`` (atomically) to ``path``; returns it."""
-        self.results.save(path)
-        return Path(path)
+    def to_json(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write ``results.json`` (atomically) to ``path``; returns it.
+
+        An existing file is replaced only with ``force`` and only when it is a robustcv
+        ``results.json``: a user's own file is never overwritten (``UserError``, one line), nor is a
+        write fault (a full disk, a read-only folder) a traceback.
+        """
+        from robustcv.outputs import one_line_faults
+
+        target = Path(path)
+        if target.is_dir() or target.is_symlink() or (target.exists() and not (force and _is_results_file(target))):
+            why = "use force=True to replace it" if _is_results_file(target) else "it is not a robustcv results.json"
+            raise UserError(f"{target} already exists; {why} (or choose another path)")
+        with one_line_faults():
+            self.results.save(target)
+        return target
 
     def report(self, out_dir: str | Path, *, formats: Sequence[str] = ("html", "md"),
                force: bool = False) -> dict[str, Path]:
@@ -346,3 +358,15 @@ def train(dataset: str = "digits", model: str = "small_cnn", *, task: str = "cla
                             device=device, force=force, show_progress=show_progress)
     net, _ = load_model(result.checkpoint, device=device)
     return net, result
+
+
+def _is_results_file(path: Path) -> bool:
+    """Whether ``path`` is a file robustcv wrote as results.json (its schema says so)."""
+    import json
+
+    from robustcv.results import SCHEMA as RESULTS_SCHEMA
+
+    try:
+        return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("schema") == RESULTS_SCHEMA
+    except (OSError, ValueError, AttributeError):
+        return False

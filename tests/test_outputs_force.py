@@ -194,6 +194,33 @@ def test_api_report_is_staged_owned_and_replaced_only_with_force(results, work):
     assert sorted(p.name for p in (work / "rep").glob("report.*")) == ["report.html"]
 
 
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+def test_api_to_json_never_overwrites_a_users_file(results, work, force):
+    mine = work / "results.json"
+    mine.write_text("my own notes")
+    with pytest.raises(UserError, match="not a robustcv results.json"):
+        results.to_json(mine, force=force)
+    assert mine.read_text() == "my own notes"
+
+
+def test_api_to_json_replaces_its_own_file_only_with_force(results, work):
+    path = results.to_json(work / "out.json")
+    with pytest.raises(UserError, match="force=True"):
+        results.to_json(path)
+    assert results.to_json(path, force=True) == path and RunResults.load(path).records == results.results.records
+
+
+def test_api_to_json_on_a_full_disk_is_one_line(results, work, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(work / "out.json"))
+
+    monkeypatch.setattr("robustcv.results.write_json_atomic", full)
+    with pytest.raises(UserError, match="no space left"):
+        results.to_json(work / "out.json")
+
+
 def test_api_report_refuses_its_own_run_folder(results, synthetic):
     with pytest.raises(UserError, match="the run"):
         results.report(synthetic, force=True)
