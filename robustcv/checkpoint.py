@@ -121,6 +121,8 @@ def read_metadata(directory: str | Path) -> ModelMetadata:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"corrupt checkpoint metadata {path}: {exc}") from None
+    except RecursionError:
+        raise UserError(f"corrupt checkpoint metadata {path}: nested too deeply to be a model.json") from None
     if not isinstance(meta, dict) or meta.get("schema") != MODEL_SCHEMA:
         raise UserError(f"{path} is not a robustcv model file (schema {MODEL_SCHEMA} expected)")
     try:

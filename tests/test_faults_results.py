@@ -114,3 +114,12 @@ def test_deeply_nested_results_json_is_one_line(where, tmp_path, monkeypatch, ca
     code, _, err = run_cli(capsys, "report", run_dir, "--out", "report")
     assert_one_line(code, err, str(path), "nested")
     assert not (tmp_path / "report").exists()
+
+
+def test_a_deeply_nested_model_json_is_one_line(tmp_path):
+    from robustcv.checkpoint import read_metadata
+    from robustcv.errors import UserError
+
+    (tmp_path / "model.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match="nested too deeply"):
+        read_metadata(tmp_path)
