@@ -75,3 +75,9 @@ def test_the_distilled_model_is_flagged_by_the_masking_checks(tmp_path):
     masking = {"input gradients are not zero", "margin and DLR losses do not beat the evaluation",
                "a black-box attack does not beat the white-box ones", "random restarts do not lower robust accuracy"}
     assert failed & masking, [(c.name, c.detail) for c in results.sanity_checks]
+    assert any("gradient masking" in c.detail for c in results.sanity_checks if not c.passed)
+    # The verdict is "inconclusive: gradient masking suspected", in words a newcomer understands.
+    from robustcv.attack_failures import inconclusive_reason
+
+    fired = [c.indicator for c in results.sanity_checks if c.indicator and not c.passed]
+    assert inconclusive_reason(fired).startswith("gradient masking suspected")

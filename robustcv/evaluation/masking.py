@@ -130,8 +130,11 @@ def zero_gradient_check(probe: Probe) -> SanityCheck:
     flat = grad.detach().flatten(1).abs().amax(dim=1).cpu()
     zero = (flat <= ZERO_GRADIENT) & (probe.reported > 0)
     share = float(zero.float().mean())
-    return SanityCheck("input gradients are not zero", share <= ZERO_GRADIENT_SHARE,
-                       f"{share:.1%} of the samples have a zero gradient of the {probe.objective.loss_name} loss "
-                       f"(at most {ZERO_GRADIENT_SHARE:.0%} allowed)", probe.model_name, probe.defense,
+    passed = share <= ZERO_GRADIENT_SHARE
+    detail = (f"{share:.1%} of the samples have a zero gradient of the {probe.objective.loss_name} loss "
+              f"(at most {ZERO_GRADIENT_SHARE:.0%} allowed)")
+    if not passed:
+        detail += " — gradient masking suspected: gradient attacks have nothing to follow on those samples"
+    return SanityCheck("input gradients are not zero", passed, detail, probe.model_name, probe.defense,
                        {"zero_share": round(share, 6), "n": len(probe.y),
                         "samples": zero.nonzero().flatten().tolist()[:20]}, indicator="unavailable gradients")
