@@ -103,12 +103,13 @@ def test_unstable_predictions_fire_on_a_noisy_model_only():
     assert not check.passed and check.values["samples"]
 
 
-def test_the_trace_follows_the_evaluations_pgd_to_its_end():
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_the_trace_returns_what_the_evaluations_pgd_returns(early_stop):
     model = _linear()
     probe = _probe(model, n=8, steps=6)
-    trace = traced_pgd(probe)
+    trace = traced_pgd(probe, early_stop=early_stop)
     assert trace.losses.shape == (6, 8) and trace.fooled.shape == (6, 8)
-    attack = PGD(steps=6, step_size=0.025, objective=as_objective("ce"), seed=0, early_stop=False)
+    attack = PGD(steps=6, step_size=0.025, objective=as_objective("ce"), seed=0, early_stop=early_stop)
     x_adv = attack(model, probe.x, probe.y, 0.1, keys=torch.arange(8))
     with torch.no_grad():
         assert torch.equal(trace.final_fooled, model(x_adv).argmax(1) != probe.y)

@@ -35,7 +35,11 @@ UNSTABLE_SHARE = 0.02
 
 @dataclass
 class Trace:
-    """A PGD run recorded at every iterate: the attack model's loss and the judge's verdict."""
+    """A PGD run recorded at every iterate: the attack model's loss and the judge's verdict.
+
+    ``final_fooled`` and ``surrogate_fooled`` are about the point the evaluation's PGD returns:
+    with early stopping the first iterate that fools the attack model, else the last iterate.
+    """
 
     losses: torch.Tensor  # [T, B] the attack model's loss at each iterate (the attack maximizes it)
     fooled: torch.Tensor  # [T, B] whether the judge is fooled at each iterate
@@ -56,9 +60,11 @@ class _Recorder(nn.Module):
         return self.model(x)
 
 
-def traced_pgd(probe: Probe) -> Trace:
-    """The evaluation's PGD at the headline eps, every sample stepped to the end (no early stop),
-    each iterate scored by the attack model's loss and judged by the judge."""
+def traced_pgd(probe: Probe, early_stop: bool = True) -> Trace:
+    """The evaluation's PGD at the headline eps, every sample stepped to the end, each iterate
+    scored by the attack model's loss and judged by the judge; ``early_stop``: whether the
+    evaluation's PGD returns a sample's first iterate that fools the attack model (it does unless
+    the judge decides elsewhere: randomized or transfer threat models)."""
     from attacks import PGD
 
     config = probe.config
@@ -67,14 +73,28 @@ def traced_pgd(probe: Probe) -> Trace:
     recorder = _Recorder(probe.attack_model)
     x, y = probe.x.to(probe.device), probe.y.to(probe.device)
     x_adv = attack(recorder, x, y, probe.eps, keys=torch.arange(len(x), device=probe.device))
-    iterates = [batch for batch in recorder.inputs if batch.shape == x.shape]
-    losses, fooled = [], []
+    iterates = [batch for batch in recorder.inputs if batch.shape == x.shape] + [x_adv]
+    losses, fooled, surrogate = [], [], []
     for batch in iterates:
         with torch.no_grad():
-            losses.append(probe.objective.loss(probe.attack_model(batch), y).float().cpu())
+            logits = probe.attack_model(batch)
+        losses.append(probe.objective.loss(logits, y).float().cpu())
+        surrogate.append(probe.objective.success(logits, y, False).cpu())
         fooled.append(_fooled(probe, probe.judge, batch))
-    return Trace(torch.stack(losses), torch.stack(fooled), _fooled(probe, probe.judge, x_adv),
-                 _fooled(probe, probe.attack_model, x_adv))
+    returned = _returned(torch.stack(surrogate), early_stop)
+    pick = (lambda rows: rows.gather(0, returned[None]).squeeze(0))
+    return Trace(torch.stack(losses[:-1]), torch.stack(fooled[:-1]), pick(torch.stack(fooled)),
+                 pick(torch.stack(surrogate)))
+
+
+def _returned(surrogate: torch.Tensor, early_stop: bool) -> torch.Tensor:
+    """Per sample, the index of the iterate PGD returns: with early stopping the first that fools
+    the attack model (else the last), without it the last."""
+    last = torch.full((surrogate.shape[1],), surrogate.shape[0] - 1, dtype=torch.long)
+    if not early_stop:
+        return last
+    first = surrogate.float().argmax(dim=0)
+    return torch.where(surrogate.any(dim=0), first, last)
 
 
 def _fooled(probe: Probe, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -82,10 +102,10 @@ def _fooled(probe: Probe, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return probe.objective.success(logits.to(probe.device), probe.y.to(probe.device), False).cpu()
 
 
-def indicator_checks(probe: Probe, transfer: bool) -> list[SanityCheck]:
+def indicator_checks(probe: Probe, transfer: bool, early_stop: bool = True) -> list[SanityCheck]:
     """The trace-based indicators and the noise check for one run (``transfer``: the attack model
-    is a surrogate of the judge, so transfer failure applies)."""
-    trace = traced_pgd(probe)
+    is a surrogate of the judge, so transfer failure applies; ``early_stop``: see :func:`traced_pgd`)."""
+    trace = traced_pgd(probe, early_stop)
     robust = probe.reported.float() > 0.5
     checks = [silent_success(probe, trace, robust), incomplete_optimization(probe, trace, robust)]
     if transfer:
@@ -95,11 +115,12 @@ def indicator_checks(probe: Probe, transfer: bool) -> list[SanityCheck]:
 
 
 def silent_success(probe: Probe, trace: Trace, robust: torch.Tensor) -> SanityCheck:
-    """Samples the path fooled (judged for real) that the evaluation still reports robust."""
+    """Samples PGD's path fooled (judged for real) while the point it returned does not, and that
+    the evaluation reports robust."""
     flagged = trace.fooled.any(dim=0) & ~trace.final_fooled & robust
     return _check(probe, "silent success", flagged, not bool(flagged.any()),
-                  f"{int(flagged.sum())} of {len(flagged)} samples were adversarial at some PGD iterate yet reported "
-                  "robust", {})
+                  f"{int(flagged.sum())} of {len(flagged)} samples were adversarial at some PGD iterate, but PGD "
+                  "returned a point that is not, and the evaluation reports them robust", {})
 
 
 def incomplete_optimization(probe: Probe, trace: Trace, robust: torch.Tensor) -> SanityCheck:

@@ -12,6 +12,7 @@ from robustcv.evaluation.evidence import evidence_checks
 from robustcv.evaluation.indicators import indicator_checks
 from robustcv.evaluation.masking import Probe, masking_checks, zero_gradient_check
 from robustcv.evaluation.outcome import Outcome, worst_case
+from robustcv.evaluation.threat import judged_elsewhere
 from robustcv.results import SanityCheck
 from robustcv.tasks import task_of
 from robustcv.inference import predict
@@ -47,7 +48,9 @@ def sanity_checks(model_name: str, model: nn.Module, runs: Sequence, samples, ob
             continue
         checks += masking_checks(probe)
         if task_of(objective).class_checks:
-            checks += indicator_checks(probe, transfer=run.strongest_attack_model is not run.judge)
+            strongest = next((t for t in run.threats if t.adaptive), run.threats[0])
+            checks += indicator_checks(probe, transfer=run.strongest_attack_model is not run.judge,
+                                       early_stop=not judged_elsewhere(strongest))
     return checks
 
 
