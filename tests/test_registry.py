@@ -158,7 +158,7 @@ def test_segmentation_attacks_take_their_own_loss_and_early_stop_only_where_decl
 
     config = EvalConfig(eps=[0.0, 0.1], headline_eps=0.1)
     assert build_attack("cospgd", config, Segmentation()).objective.loss_name == "cospgd"
-    assert set(EARLY_STOPPING) == {"pgd", "segpgd", "cospgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t"}
+    assert set(EARLY_STOPPING) == {"pgd", "segpgd", "cospgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t", "sea"}
     assert build_attack("pgd", config, early_stop=False).early_stop is False
     build_attack("fgsm", config, early_stop=False)  # not declared: not passed
 
