@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks import keyed
+from attacks import keyed, norms
 from attacks.norms import Norm
 
 L1_SLACK = 1e-6
@@ -127,27 +127,4 @@ def _finish(norm: Norm, x: torch.Tensor, delta: torch.Tensor, eps: float) -> tor
     if norm is Norm.L2:
         flat = delta.flatten(1).norm(p=2, dim=1).view(-1, 1, 1, 1)
         return (x + (eps * delta / (flat + 1e-12)).to(x.dtype)).clamp(0, 1)
-    return x + project_l1_box(x, delta, eps * (1 - L1_SLACK)).to(x.dtype)
-
-
-def project_l1_box(x: torch.Tensor, delta: torch.Tensor, eps: float, iterations: int = 60) -> torch.Tensor:
-    """The closest ``d`` to ``delta`` with ``‖d‖₁ ≤ eps`` and ``x + d`` in [0, 1], per sample.
-
-    The solution soft-thresholds ``|δ|`` at a level λ ≥ 0 and caps it by the room the box leaves
-    on ``δ``'s side; λ (the smallest that fits the budget) is found by bisection.
-    """
-    flat, base = delta.flatten(1).double(), x.flatten(1).double()
-    cap = torch.where(flat > 0, 1 - base, base).clamp_min(0)
-    size = flat.abs()
-
-    def shrunk(level: torch.Tensor) -> torch.Tensor:
-        return torch.minimum((size - level).clamp_min(0), cap)
-
-    low = torch.zeros(flat.shape[0], 1, dtype=torch.float64, device=flat.device)
-    high = size.amax(dim=1, keepdim=True)
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        fits = shrunk(middle).sum(dim=1, keepdim=True) <= eps
-        high, low = torch.where(fits, middle, high), torch.where(fits, low, middle)
-    level = torch.where(shrunk(low).sum(dim=1, keepdim=True) <= eps, low, high)
-    return (flat.sign() * shrunk(level)).view_as(delta).to(delta.dtype)
+    return x + norms.project_l1_box(x, delta.to(x.dtype), eps * (1 - L1_SLACK))

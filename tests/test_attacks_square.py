@@ -135,7 +135,7 @@ def test_the_window_profile_is_autoattacks(norm, side):
 def test_the_l1_box_projection_is_autoattacks():
     from pyautoattack.autopgd_base import L1_projection
 
-    from attacks.square_lp import project_l1_box
+    from attacks.norms import project_l1_box
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(32, 1, 8, 8, generator=g).round()  # many pixels at the box's faces
