@@ -154,7 +154,7 @@ def attack_list(request: Request, info: Any) -> list[str]:
     """The attacks asked, else the task's defaults for its class count and targeting."""
     if request.attacks is not None:
         return list(request.attacks)
-    return get_task(info.task).default_attacks(info.num_classes, request.targeted)
+    return get_task(info.task).default_attacks(info.num_classes, request.targeted, request.norm)
 
 
 def check_attacks(config: EvalConfig, info: Any, task_settings: dict[str, Any]) -> None:
