@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 # Every attack on every image (an image is rarely fooled whole, so a cascade would skip nothing):
 # FGSM, PGD, SegPGD and CosPGD as the papers use them, then SEA's strongest member (APGD with the
 # class-balanced masked CE over 2/1.5/1 eps) shortened to 100 steps, from two random starts: with
-# the greedy mIoU fold it lands within 0.2 mIoU points of SEA at 0.3x its passes (benchmarks/README.md).
+# the greedy mIoU fold it lands within 0.3 mIoU points of SEA at 0.3x its passes (benchmarks/README.md).
 DEFAULT_ATTACKS = ("fgsm", "pgd", "segpgd", "cospgd", "sea(losses=mce-bal,steps=100)",
                    "sea(losses=mce-bal,steps=100,start=1)")
 # Where SEA cannot run (targeted runs, L1): APGD with SEA's masked-CE and JS losses instead.
