@@ -172,6 +172,8 @@ class SEA(Attack):
             loss is replaced by each of ``losses``. Default: ``Segmentation()``.
         early_stop (bool): stop a stage when every pixel is wrong. Default: ``True``.
         seed (int | None): seeds the random starts, per sample with keys. Default: ``None``.
+        start (int): which draw of the seeded generator is the random start (``start=1``: the
+            second, a restart from another point under the same seed). Default: ``0``.
 
     Shape:
         - model: images in [0, 1] -> logits [B, K, H, W].
@@ -186,22 +188,27 @@ class SEA(Attack):
     """
 
     run_settings = ("norm", "objective", "seed", "early_stop")
+    norms = ("linf", "l2")  # its stages step as APGD does in L-inf and L2; APGD-L1 has its own sparse step
     untargeted_reason = "is untargeted by design (SEA lowers the right pixels)"
 
     def __init__(self, norm: Norm | str = "linf", steps: int = 300, losses: str | Sequence[str] = DEFAULT_LOSSES,
-                 objective: Objective | None = None, early_stop: bool = True, seed: int | None = None) -> None:
+                 objective: Objective | None = None, early_stop: bool = True, seed: int | None = None,
+                 start: int = 0) -> None:
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
+        if int(start) < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
         base = as_segmentation(objective, TRACK_LOSS, "sea")
         super().__init__(norm=norm, objective=base, seed=seed)
         if self.norm not in (Norm.LINF, Norm.L2):
             raise ValueError(f"sea runs in linf or l2 (the authors' APGD steps), got {self.norm.value}")
-        self.steps, self.early_stop = int(steps), bool(early_stop)
+        self.steps, self.early_stop, self.start = int(steps), bool(early_stop), int(start)
         self.losses = parse_losses(losses)
         self.parts = [as_segmentation(base, name, "sea") for name in self.losses]  # refuses unknown names
 
     def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float, generator) -> torch.Tensor:
-        start = x + norms.random_start(self.norm, x, RADII[0] * eps, generator)  # one start for every loss
+        for _ in range(self.start + 1):  # the start-th draw: another point, the same seed
+            start = x + norms.random_start(self.norm, x, RADII[0] * eps, generator)  # one for every loss
         best, best_hit = x.clone(), torch.full((len(x),), float("inf"), device=x.device)
         for part in self.parts:
             x_adv, hit = self.run_loss(model, x, labels, eps, start, part)
@@ -224,4 +231,5 @@ class SEA(Attack):
 
     def _repr_args(self) -> dict:
         return {**super()._repr_args(), "steps": self.steps, "losses": "+".join(self.losses),
-                "early_stop": self.early_stop, "seed": self.seed}
+                "early_stop": self.early_stop, "seed": self.seed,
+                **({"start": self.start} if self.start else {})}

@@ -190,7 +190,7 @@ def attack_list(request: Request, info: Any) -> list[str]:
     """The attacks asked, else the task's defaults for its class count and targeting."""
     if request.attacks is not None:
         return list(request.attacks)
-    defaults = get_task(info.task).default_attacks(info.num_classes, request.targeted)
+    defaults = get_task(info.task).default_attacks(info.num_classes, request.targeted, request.norm)
     return [spec for spec in defaults if has_step_for(spec, request.norm)]  # --norm l1: no FGSM, no PGD
 
 

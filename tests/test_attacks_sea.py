@@ -103,6 +103,21 @@ def test_bad_settings_are_refused():
         SEA(norm="l1")
     with pytest.raises(ValueError, match="steps"):
         SEA(steps=0)
+    with pytest.raises(ValueError, match="start"):
+        SEA(start=-1)
+
+
+def test_start_one_restarts_elsewhere_under_the_same_seed():
+    """``start=1`` (the default segmentation evaluation's second SEA member) starts from the
+    seeded generator's second draw: another result, as deterministic and batch-independent."""
+    model, (x, y) = TinySegmenter(), _batch()
+    keys = torch.arange(4)
+    first, second = (SEA(steps=2, losses="mce-bal", seed=0, start=k) for k in (0, 1))
+    x0, x1 = first(model, x, y, EPS, keys=keys), second(model, x, y, EPS, keys=keys)
+    assert not torch.allclose(x0, x1) and ((x1 - x).abs() <= EPS + 1e-6).all()
+    assert torch.equal(second(model, x, y, EPS, keys=keys), x1)
+    assert torch.allclose(second(model, x[1:], y[1:], EPS, keys=keys[1:]), x1[1:])
+    assert "start=1" in repr(second) and "start" not in repr(first)
 
 
 @pytest.fixture(scope="module")

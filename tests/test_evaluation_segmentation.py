@@ -126,7 +126,8 @@ def attacked(unet_checkpoint, tmp_path_factory):
     from robustcv.tasks.segmentation import DEFAULT_ATTACKS as DEFAULT_SEGMENTATION_ATTACKS
     from robustcv.evaluation.orchestrator import run_attack_stage
 
-    config = EvalConfig(attacks=list(DEFAULT_SEGMENTATION_ATTACKS), eps=[0.0, 0.02, 0.1], headline_eps=0.02,
+    attacks = [a.replace("steps=100", "steps=4") for a in DEFAULT_SEGMENTATION_ATTACKS]  # SEA's members, short
+    config = EvalConfig(attacks=attacks, eps=[0.0, 0.02, 0.1], headline_eps=0.02,
                         steps=3, apgd_steps=4, n=8, natural=[], batch_size=4, gallery=2)
     out = tmp_path_factory.mktemp("run")
     return run_attack_stage(unet_checkpoint, config, out, device=torch.device("cpu"), show_progress=False), out
@@ -139,7 +140,7 @@ def _values(results, metric: str, attack: str) -> list[float]:
 
 def test_attack_stage_records_miou_per_attack_and_a_worst_case_below_each(attacked):
     results, _ = attacked
-    attacks = ["fgsm", "pgd", "segpgd", "cospgd", "apgd(loss=mce)", "apgd(loss=js)"]
+    attacks = ["fgsm", "pgd", "segpgd", "cospgd", "sea(losses=mce-bal,steps=4)", "sea(losses=mce-bal,steps=4,start=1)"]
     worst = _values(results, "miou", "worst-case")
     assert len(worst) == 3
     for attack in attacks:
@@ -264,7 +265,7 @@ def test_cli_attacks_a_segmenter_end_to_end(unet_checkpoint, tmp_path, capsys):
     assert code == 0 and "robust mIoU" in captured.out, captured.err
     data = json.loads((out / "results.json").read_text())
     attacks = {r["attack"] for r in data["records"] if r["metric"] == "miou"}
-    assert {"segpgd", "cospgd", "apgd(loss=js)", "worst-case", "natural:translate"} <= attacks
+    assert {"segpgd", "cospgd", "sea(losses=mce-bal,steps=100,start=1)", "worst-case", "natural:translate"} <= attacks
     assert "Robust mIoU" in (report / "report.md").read_text()
 
 
@@ -331,3 +332,26 @@ def test_report_names_the_eps_where_segpgd_is_above_pgd():
     notes = weaker_than_pgd([curve("pgd", (0.9, 0.5, 0.2)), curve("segpgd", (0.9, 0.6, 0.1))])
     assert notes == ["segpgd: above PGD at eps 0.01"]
     assert weaker_than_pgd([curve("pgd", (0.9, 0.5, 0.2)), curve("segpgd", (0.9, 0.4, 0.2))]) == []
+
+
+def test_default_attacks_run_sea_members_where_sea_runs_and_apgd_elsewhere():
+    """Untargeted L∞/L2: two 100-step SEA members (class-balanced loss, two random starts);
+    targeted or L1 runs, which SEA refuses, keep APGD with SEA's masked-CE and JS losses."""
+    from robustcv.evaluation.attacking import build_attack
+    from robustcv.evaluation.config import EvalConfig
+    from robustcv.tasks import get_task
+
+    task = get_task("segmentation")
+    sea = task.default_attacks(4)
+    assert sea[-2:] == ["sea(losses=mce-bal,steps=100)", "sea(losses=mce-bal,steps=100,start=1)"]
+    assert task.default_attacks(4, norm="l2") == sea
+    for targeted, norm in (("0", "linf"), ("none", "l1")):
+        attacks = task.default_attacks(4, targeted, norm)
+        assert attacks[-2:] == ["apgd(loss=mce)", "apgd(loss=js)"]
+        config = EvalConfig(attacks=attacks, eps=[0.0, 0.1], norm=norm, targeted=targeted)
+        for spec in attacks:
+            assert build_attack(spec, config, task.objective(_Info())).norm.value == norm
+
+
+class _Info:
+    ignore_index = 255

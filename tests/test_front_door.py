@@ -71,6 +71,15 @@ def test_every_default_comes_from_the_task_and_the_dataset(task):
     assert config.save_adversarials is None
 
 
+@pytest.mark.parametrize("norm, targeted, last", [("linf", "none", "sea(losses=mce-bal,steps=100,start=1)"),
+                                                  ("l2", "none", "sea(losses=mce-bal,steps=100,start=1)"),
+                                                  ("linf", "0", "apgd(loss=js)")])
+def test_segmentation_defaults_follow_the_runs_norm_and_targeting(norm, targeted, last):
+    """SEA runs untargeted L∞/L2 only: the plan hands the task the run's norm and targeting."""
+    config = resolve(Request(norm=norm, targeted=targeted, eps=[0.0, 1.0]), info_for("segmentation"))
+    assert config.attacks[-1] == last
+
+
 def test_sample_defaults_per_task():
     assert sample_count(Request(), "classification") == 500
     assert sample_count(Request(), "multilabel") == 500

@@ -178,8 +178,8 @@ class TaskDefinition:
         bare = name.removeprefix("clean_")
         return next((m for m in self.metrics if m.name == bare), None)
 
-    def default_attacks(self, num_classes: int, targeted: str = "none") -> list[str]:
-        """The attacks a run uses when ``--attack`` is not given."""
+    def default_attacks(self, num_classes: int, targeted: str = "none", norm: str = "linf") -> list[str]:
+        """The attacks a run uses when ``--attack`` is not given, for its targeting and norm."""
         raise NotImplementedError
 
     def targeted_problem(self, text: str, num_classes: int) -> str | None:

@@ -82,7 +82,7 @@ class BinaryTask(TaskDefinition):
     def label_values(self, y: "torch.Tensor", num_classes: int) -> tuple["torch.Tensor", str]:  # noqa: D102
         return (y >= 0) & (y <= 1), "0 or 1"
 
-    def default_attacks(self, num_classes: int, targeted: str = "none") -> list[str]:  # noqa: D102
+    def default_attacks(self, num_classes: int, targeted: str = "none", norm: str = "linf") -> list[str]:  # noqa: D102
         return list(DEFAULT_ATTACKS)
 
     def attack_problem(self, name: str) -> str | None:

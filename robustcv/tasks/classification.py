@@ -29,7 +29,7 @@ class ClassificationTask(TaskDefinition):
     def accumulator(self, info: Any, **settings: Any) -> "MetricState":  # noqa: D102
         return ClassificationState(tuple(info.classes))
 
-    def default_attacks(self, num_classes: int, targeted: str = "none") -> list[str]:
+    def default_attacks(self, num_classes: int, targeted: str = "none", norm: str = "linf") -> list[str]:
         """FGSM, PGD and AutoAttack's cascade; APGD-T only untargeted and with at least 4 classes
         (its targeted DLR loss needs them)."""
         attacks = list(DEFAULT_ATTACKS)
