@@ -67,9 +67,19 @@ def reference(model: torch.nn.Module, samples: Any, grid: list[float], norm: str
     return accuracy, time.perf_counter() - start
 
 
-def ours_only(model: torch.nn.Module, meta: Any, samples: Any, info: Any, norm: str, apgd_steps: int) -> dict:
-    """A side row: our default attack list with ``apgd_steps`` (what a change of default would give)."""
+def eps_grid(info: Any, norm: str, only: list[float] | None) -> tuple[list[float], float]:
+    """The default grid of ``norm`` (with ``only``: 0 and those of ``only`` on it) and its headline."""
     grid, headline = default_eps_grid(info, norm)
+    if only:
+        grid = [e for e in grid if e == 0 or any(abs(e - o) < 1e-9 for o in only)]
+        headline = grid[-1]
+    return grid, headline
+
+
+def ours_only(model: torch.nn.Module, meta: Any, samples: Any, info: Any, norm: str, apgd_steps: int,
+              only: list[float] | None = None) -> dict:
+    """A side row: our default attack list with ``apgd_steps`` (what a change of default would give)."""
+    grid, headline = eps_grid(info, norm, only)
     config = EvalConfig(eps=grid, headline_eps=headline, norm=norm, natural=[], n=len(samples.y),
                         apgd_steps=apgd_steps)
     accuracy, seconds = ours(model, samples, config)
@@ -77,9 +87,10 @@ def ours_only(model: torch.nn.Module, meta: Any, samples: Any, info: Any, norm: 
             "ours": accuracy, "seconds": {"ours": seconds}}
 
 
-def compare(model: torch.nn.Module, meta: Any, samples: Any, info: Any, norm: str) -> dict:
+def compare(model: torch.nn.Module, meta: Any, samples: Any, info: Any, norm: str,
+            only: list[float] | None = None) -> dict:
     """One row: ours, our AutoAttack protocol and pyautoattack's on the same samples, per eps."""
-    grid, headline = default_eps_grid(info, norm)
+    grid, headline = eps_grid(info, norm, only)
     config = EvalConfig(eps=grid, headline_eps=headline, norm=norm, natural=[], n=len(samples.y))
     protocol = choose_protocol("autoattack", info, norm)
     default, default_s = ours(model, samples, config)
@@ -121,6 +132,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=359)
     parser.add_argument("--apgd-steps", type=int, nargs="*", default=[],
                         help="side experiment: only our default attacks with these APGD budgets (no references)")
+    parser.add_argument("--eps", type=float, nargs="*", help="only these eps of each norm's grid (and 0)")
     parser.add_argument("--out", type=Path, help="default: results/autoattack_gap.json (side: ..._apgd_steps.json)")
     args = parser.parse_args()
     name = "autoattack_gap_apgd_steps.json" if args.apgd_steps else "autoattack_gap.json"
@@ -135,8 +147,8 @@ def main() -> None:
         model.requires_grad_(False)
         samples, info = select_samples(meta, args.n, seed=0)
         for norm in args.norms:
-            new = [ours_only(model, meta, samples, info, norm, steps) for steps in args.apgd_steps] or \
-                [compare(model, meta, samples, info, norm)]
+            new = [ours_only(model, meta, samples, info, norm, steps, args.eps) for steps in args.apgd_steps] or \
+                [compare(model, meta, samples, info, norm, args.eps)]
             for row in new:
                 show(row)
             rows += new
