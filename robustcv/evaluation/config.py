@@ -75,9 +75,9 @@ class EvalConfig:
         headline_eps: the eps the summary quotes.
         norm: ``linf``, ``l2`` or ``l1``.
         steps, step_size, restarts: PGD settings; loss: the attack loss (None: the task's default).
-        apgd_steps: APGD-CE/-DLR iterations (APGD-T uses half, per target class). 50 and 25 reach
-            AutoAttack's robust accuracy on the digits models at a ninth of its time
-            (benchmarks/autoattack_gap.py); raise them for a model that needs it. With step_size None each eps steps by
+        apgd_steps: APGD-CE/-DLR iterations (APGD-T uses half, per target class). 50 and 25 come within
+            two samples of pyautoattack standard on the digits models (benchmarks/autoattack_gap.py;
+            100 closes that gap at twice the APGD time); raise them for a model that needs it. With step_size None each eps steps by
             ``rel_step_size * eps``: eps/4 for PGD-20 converged where Madry's 2.5·eps/steps
             did not (on digits, 4x the steps still lowered robust accuracy by 6 points).
         targeted: ``none``, ``random``, ``least-likely`` or a class index as text.
