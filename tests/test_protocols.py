@@ -196,6 +196,7 @@ def robust_count(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
         return int((model(x).argmax(1) == y).sum())
 
 
+@pytest.mark.slow  # 4-14 s; the cascade tests with stand-in parts show the same rule quickly
 def test_rand_version_is_at_least_as_strong_as_its_first_part(digits):
     """APGD-CE with EOT on a deterministic model is APGD-CE; the cascade adds APGD-DLR on what it left."""
     eps = 0.1
