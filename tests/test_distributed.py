@@ -57,6 +57,7 @@ def test_two_processes_give_the_protocols_records_of_one(checkpoint, tmp_path, p
     assert _records(tmp_path / "one") == _records(tmp_path / "two")
 
 
+@pytest.mark.slow  # 18-30 s; test_determinism.test_evaluation_is_batch_size_independent shows it in-process
 def test_batch_size_does_not_change_records(checkpoint, tmp_path):
     args = ["attack", "-q", "--checkpoint", str(checkpoint), "--samples", "60", "--natural", "none", "--no-report",
             "--attack", "pgd"]

@@ -40,6 +40,7 @@ def test_checkpoint_records_the_task_and_segmentation_metrics(short_run):
     assert "val_miou" in meta["history"][-1]
 
 
+@pytest.mark.slow  # 22-36 s; test_training.test_second_identical_call_trains_nothing shows the rule
 def test_second_identical_call_trains_nothing_and_same_seed_same_numbers(short_run, tmp_path, capsys):
     models, checkpoint = short_run
     weights = (checkpoint / "model.safetensors").stat().st_mtime_ns
