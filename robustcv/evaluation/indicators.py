@@ -48,16 +48,17 @@ class Trace:
 
 
 class _Recorder(nn.Module):
-    """The attack model, keeping a copy of every batch it sees (the attack's iterates)."""
+    """The attack model, keeping every batch it sees (the attack's iterates) and its logits."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.inputs: list[torch.Tensor] = []
+        self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.inputs.append(x.detach().clone())
-        return self.model(x)
+        logits = self.model(x)
+        self.seen.append((x.detach().clone(), logits.detach()))
+        return logits
 
 
 def traced_pgd(probe: Probe, early_stop: bool = True) -> Trace:
@@ -73,14 +74,14 @@ def traced_pgd(probe: Probe, early_stop: bool = True) -> Trace:
     recorder = _Recorder(probe.attack_model)
     x, y = probe.x.to(probe.device), probe.y.to(probe.device)
     x_adv = attack(recorder, x, y, probe.eps, keys=torch.arange(len(x), device=probe.device))
-    iterates = [batch for batch in recorder.inputs if batch.shape == x.shape] + [x_adv]
+    with torch.no_grad():
+        seen = [(batch, logits) for batch, logits in recorder.seen if batch.shape == x.shape]
+        seen.append((x_adv, probe.attack_model(x_adv)))
     losses, fooled, surrogate = [], [], []
-    for batch in iterates:
-        with torch.no_grad():
-            logits = probe.attack_model(batch)
+    for batch, logits in seen:  # the attack model's logits as the attack saw them: no second pass
         losses.append(probe.objective.loss(logits, y).float().cpu())
         surrogate.append(probe.objective.success(logits, y, False).cpu())
-        fooled.append(_fooled(probe, probe.judge, batch))
+        fooled.append(surrogate[-1] if probe.judge is probe.attack_model else _fooled(probe, probe.judge, batch))
     returned = _returned(torch.stack(surrogate), early_stop)
     pick = (lambda rows: rows.gather(0, returned[None]).squeeze(0))
     return Trace(torch.stack(losses[:-1]), torch.stack(fooled[:-1]), pick(torch.stack(fooled)),
