@@ -138,11 +138,11 @@ _MINIMUMS: dict[str, tuple[float, bool]] = {
     "cutmix": (0.0, False), "label_smoothing": (0.0, False), "focal_gamma": (0.0, False),
     "backbone_lr_scale": (0.0, False), "gamma": (0.0, True), "train_eps": (0.0, False),
     "trades_beta": (0.0, False), "warmup_epochs": (0.0, False), "early_stopping": (0.0, False),
-    "step_size": (1.0, False), "train_steps": (1.0, False),
+    "step_size": (1.0, False), "train_steps": (1.0, False), "seed": (0.0, False),
 }
 _MAXIMUMS = {"momentum": 1.0, "label_smoothing": 1.0, "seed": float(SEED_MAX)}
-_MINIMUMS["seed"] = (0.0, False)
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "str": "a string", "bool": "True or False"}
 
 
 def _check_types(recipe: "Recipe") -> None:
@@ -151,8 +151,7 @@ def _check_types(recipe: "Recipe") -> None:
         value = getattr(recipe, f.name)
         wanted = _TYPES.get(str(f.type))
         if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
-            kind = {"int": "a whole number", "float": "a number", "str": "a string", "bool": "True or False"}
-            raise ValueError(f"{f.name} must be {kind[str(f.type)]}, got {value!r}")
+            raise ValueError(f"{f.name} must be {_TYPE_WORDS[str(f.type)]}, got {value!r}")
 
 
 def _check_ranges(recipe: "Recipe") -> None:
