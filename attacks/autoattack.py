@@ -78,8 +78,10 @@ def min_classes(version: str) -> int:
     return 4 if any(p.name == "apgd-t" for p in version_parts(version, Norm.LINF)) else 3
 
 
-class EOTModel(nn.Module):
-    """``draws`` forward passes of a (randomized) model, stacked: logits ``[B, draws, K]``."""
+class StackedDraws(nn.Module):
+    """``draws`` forward passes of a (randomized) model, stacked: logits ``[B, draws, K]``. Unlike
+    ``defenses.wrappers.EOTModel`` (mean logits), the draws stay apart so that :class:`EOTObjective`
+    averages the per-draw losses, as AutoAttack's EOT does."""
 
     def __init__(self, model: nn.Module, draws: int) -> None:
         super().__init__()
@@ -90,7 +92,7 @@ class EOTModel(nn.Module):
 
 
 class EOTObjective(Objective):
-    """An objective over :class:`EOTModel`'s stacked draws: the loss is the mean over draws (so its
+    """An objective over :class:`StackedDraws`'s stacked draws: the loss is the mean over draws (so its
     gradient is the mean of the draws' gradients, AutoAttack's EOT), success and correctness come
     from the last draw (as AutoAttack judges within an EOT step)."""
 
@@ -207,7 +209,7 @@ def cascade(model: nn.Module, steps: list[tuple[Attack, int]], x: torch.Tensor, 
         if idx.numel() == 0:
             break
         extra = {} if keys is None else {"keys": keys[idx]}
-        adv = attack(EOTModel(model, draws) if draws > 1 else model, x[idx], labels[idx], eps, **extra)
+        adv = attack(StackedDraws(model, draws) if draws > 1 else model, x[idx], labels[idx], eps, **extra)
         with torch.no_grad():
             won = ~objective.correct(model(adv), labels[idx])
         x_adv[idx[won]], fooled_by[idx[won]] = adv[won], i

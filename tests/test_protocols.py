@@ -16,7 +16,7 @@ from torch import nn
 
 from attack_helpers import trained_digits
 from attacks import get_attack
-from attacks.autoattack import (VERSIONS, EOTModel, EOTObjective, cascade, min_classes, part_seed,
+from attacks.autoattack import (VERSIONS, StackedDraws, EOTObjective, cascade, min_classes, part_seed,
                                 version_parts)
 from attacks.base import Attack
 from attacks.objectives import Classification
@@ -165,7 +165,7 @@ def test_eot_gradient_is_the_mean_of_the_draws_gradients(loss):
     x, y = torch.rand(3, 1, 4, 4), torch.tensor([0, 2, 4])
     torch.manual_seed(1)
     xg = x.clone().requires_grad_(True)
-    eot = EOTObjective(base).loss(EOTModel(model, 20)(xg), y)
+    eot = EOTObjective(base).loss(StackedDraws(model, 20)(xg), y)
     ours, = torch.autograd.grad(eot.sum(), xg)
     torch.manual_seed(1)
     grads = []
