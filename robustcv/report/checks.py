@@ -46,7 +46,7 @@ def indicators(ctx: Context) -> list[Block]:
             Text("Pintor et al. (NeurIPS 2022): each indicator names a way gradient attacks fail silently and leave "
                  "the robust figure too high. A triggered indicator makes the verdict inconclusive. Samples are "
                  "indices into the evaluated set.", "note"),
-            Table(["Run", "Model", "Defense", "Indicator", "State", "What it means", "Samples that triggered it"],
+            Table(["Run", "Model", "Defense", "Indicator", "State", "What it would mean, when triggered", "Samples that triggered it"],
                   rows)]
 
 
